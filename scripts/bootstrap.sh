@@ -31,6 +31,15 @@ ln -sf "$UV" "$TOOLS/bin/uv"
 say "syncing .venv from uv.lock (Python: $PYTHON)"
 "$UV" sync --frozen --python "$PYTHON" --python-preference only-system -q
 
+# checkov pins its own dependency tree (it conflicts with Airflow's), so it gets a venv of its own.
+CHECKOV_VERSION=3.3.30
+if [[ ! -x "$TOOLS/checkov-venv/bin/checkov" ]]; then
+  say "installing checkov $CHECKOV_VERSION into $TOOLS/checkov-venv"
+  "$UV" venv -q --python "$PYTHON" --python-preference only-system "$TOOLS/checkov-venv"
+  "$UV" pip install -q --python "$TOOLS/checkov-venv/bin/python" "checkov==$CHECKOV_VERSION"
+fi
+ln -sf "$TOOLS/checkov-venv/bin/checkov" "$TOOLS/bin/checkov"
+
 have_tool() { # a tool counts only if it is the real binary, not a wrapper
   local t=$1
   [[ -x "$TOOLS/bin/$t" ]] && return 0
