@@ -1,0 +1,182 @@
+{{/*
+Names, labels, metadata and small lookups shared by every template.
+Components are named after Airflow's own: scheduler, dag-processor, triggerer, api-server,
+worker, migrations (plus pgbouncer and helm-test).
+*/}}
+
+{{- define "airflow-platform.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Object name prefix: <release>-<name>, or the release alone when it already holds the name. */}}
+{{- define "airflow-platform.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "airflow-platform.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of a component's objects. Input: (dict "root" $ "component" "scheduler"). */}}
+{{- define "airflow-platform.componentName" -}}
+{{- printf "%s-%s" (include "airflow-platform.fullname" .root) .component -}}
+{{- end -}}
+
+{{/* Labels that select a component's pods. */}}
+{{- define "airflow-platform.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "airflow-platform.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* The Kubernetes recommended labels, the only place they are written. */}}
+{{- define "airflow-platform.labels" -}}
+{{ include "airflow-platform.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: airflow-platform
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/*
+metadata: of any object. Input: (dict "root" $ "component" "x" "name" "override"
+"annotations" (dict ...)). MWAA Tags become annotations on every object.
+*/}}
+{{- define "airflow-platform.metadata" -}}
+{{- $annotations := merge (dict) (.annotations | default dict) (.root.Values.tags | default dict) -}}
+metadata:
+  name: {{ .name | default (include "airflow-platform.componentName" .) }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "airflow-platform.labels" . | nindent 4 }}
+  {{- with $annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The platform image, by digest when one is given. */}}
+{{- define "airflow-platform.image" -}}
+{{- $img := .Values.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default .Chart.Version $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The values key of a component. */}}
+{{- define "airflow-platform.valuesKey" -}}
+{{- get (dict "scheduler" "scheduler" "dag-processor" "dagProcessor" "triggerer" "triggerer" "api-server" "apiServer" "worker" "workers" "migrations" "migrations") . -}}
+{{- end -}}
+
+{{/* A component's own values. Input: (dict "root" $ "component" "x"). Output: YAML. */}}
+{{- define "airflow-platform.componentValues" -}}
+{{- toYaml (get .root.Values (include "airflow-platform.valuesKey" .component)) -}}
+{{- end -}}
+
+{{/*
+MWAA environment classes (DESIGN §2): tasks per worker and the vCPU/memory of the
+scheduler, worker and webserver. mw1.micro runs scheduler and worker in one MWAA
+container; here each gets the 1 vCPU / 3 GB size.
+*/}}
+{{- define "airflow-platform.classes" -}}
+mw1.micro:   {tasks: 3,  scheduler: {cpu: "1", memory: 3Gi},   worker: {cpu: "1", memory: 3Gi},   webserver: {cpu: "1", memory: 3Gi}}
+mw1.small:   {tasks: 5,  scheduler: {cpu: "1", memory: 2Gi},   worker: {cpu: "1", memory: 2Gi},   webserver: {cpu: "1", memory: 2Gi}}
+mw1.medium:  {tasks: 10, scheduler: {cpu: "2", memory: 4Gi},   worker: {cpu: "2", memory: 4Gi},   webserver: {cpu: "1", memory: 2Gi}}
+mw1.large:   {tasks: 20, scheduler: {cpu: "4", memory: 8Gi},   worker: {cpu: "4", memory: 8Gi},   webserver: {cpu: "2", memory: 4Gi}}
+mw1.xlarge:  {tasks: 40, scheduler: {cpu: "8", memory: 24Gi},  worker: {cpu: "8", memory: 24Gi},  webserver: {cpu: "4", memory: 12Gi}}
+mw1.2xlarge: {tasks: 80, scheduler: {cpu: "16", memory: 48Gi}, worker: {cpu: "16", memory: 48Gi}, webserver: {cpu: "8", memory: 24Gi}}
+{{- end -}}
+
+{{- define "airflow-platform.class" -}}
+{{- toYaml (get (fromYaml (include "airflow-platform.classes" .)) .Values.environmentClass) -}}
+{{- end -}}
+
+{{/*
+Resources of a component: its explicit resources win; otherwise the class size as both
+request and limit (a fixed size, like an MWAA Fargate task: Guaranteed QoS).
+*/}}
+{{- define "airflow-platform.resources" -}}
+{{- $own := (fromYaml (include "airflow-platform.componentValues" .)).resources -}}
+{{- if $own -}}
+{{- toYaml $own -}}
+{{- else -}}
+{{- $size := get (dict "scheduler" "scheduler" "dag-processor" "scheduler" "triggerer" "webserver" "api-server" "webserver" "worker" "worker") .component -}}
+{{- $preset := get (fromYaml (include "airflow-platform.class" .root)) $size -}}
+{{- toYaml (dict "requests" $preset "limits" $preset) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Tasks one worker runs at once: explicit, else the class preset. */}}
+{{- define "airflow-platform.tasksPerWorker" -}}
+{{- if .Values.workers.tasksPerWorker -}}
+{{- .Values.workers.tasksPerWorker | int -}}
+{{- else -}}
+{{- (fromYaml (include "airflow-platform.class" .)).tasks | int -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Replicas of scheduler-like components; dag-processor and triggerer follow the schedulers. */}}
+{{- define "airflow-platform.replicas" -}}
+{{- $own := (fromYaml (include "airflow-platform.componentValues" .)).replicas -}}
+{{- if kindIs "invalid" $own -}}
+{{- .root.Values.scheduler.replicas | int -}}
+{{- else -}}
+{{- $own | int -}}
+{{- end -}}
+{{- end -}}
+
+{{/* IRSA role of a component: its own override, else the execution role. */}}
+{{- define "airflow-platform.roleArn" -}}
+{{- $sa := (fromYaml (include "airflow-platform.componentValues" .)).serviceAccount | default dict -}}
+{{- $sa.roleArn | default .root.Values.executionRoleArn -}}
+{{- end -}}
+
+{{/* AWS account id: explicit, else the one in the execution role ARN. */}}
+{{- define "airflow-platform.accountId" -}}
+{{- if .Values.aws.accountId -}}
+{{- .Values.aws.accountId -}}
+{{- else if .Values.executionRoleArn -}}
+{{- index (splitList ":" .Values.executionRoleArn) 4 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* In-cluster URL of the API server Service. */}}
+{{- define "airflow-platform.apiServerUrl" -}}
+{{- printf "http://%s.%s.svc.cluster.local:%d" (include "airflow-platform.componentName" (dict "root" . "component" "api-server")) .Release.Namespace (.Values.apiServer.servicePort | int) -}}
+{{- end -}}
+
+{{/* apiVersions that older control planes (the test tier) lack. */}}
+{{- define "airflow-platform.pdbApiVersion" -}}
+{{- if or (.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget") (not (.Capabilities.APIVersions.Has "policy/v1beta1/PodDisruptionBudget")) -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end -}}
+
+{{- define "airflow-platform.hpaApiVersion" -}}
+{{- if or (.Capabilities.APIVersions.Has "autoscaling/v2/HorizontalPodAutoscaler") (not (.Capabilities.APIVersions.Has "autoscaling/v2beta2/HorizontalPodAutoscaler")) -}}
+autoscaling/v2
+{{- else -}}
+autoscaling/v2beta2
+{{- end -}}
+{{- end -}}
+
+{{/* A PodDisruptionBudget keeping all but one pod of a component. */}}
+{{- define "airflow-platform.pdb" -}}
+apiVersion: {{ include "airflow-platform.pdbApiVersion" .root }}
+kind: PodDisruptionBudget
+{{ include "airflow-platform.metadata" . }}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "airflow-platform.selectorLabels" . | nindent 6 }}
+{{- end -}}

@@ -1,0 +1,181 @@
+{{/*
+The Airflow pod, written once. Every component runs the platform image through the
+bootstrap entrypoint with the same environment, volumes and security context, and (except
+migrations) the dagsync init container and sidecar. A component passes only what differs:
+
+  (dict "root" $ "component" "scheduler"
+        "spec" (dict "args" (list ...)          airflow sub-command and arguments
+                     "ports" (list ...)         container ports
+                     "startupProbe"/"livenessProbe"/"readinessProbe"
+                     "terminationGracePeriodSeconds" N
+                     "spreadPolicy" "ScheduleAnyway"|"DoNotSchedule"
+                     "dagsync" false            (migrations only)
+                     "waitForMigrations" false  (migrations only)
+                     "restartPolicy" "Never"))  (Jobs)
+*/}}
+
+{{- define "airflow-platform.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 50000
+runAsGroup: 0
+fsGroup: 0
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "airflow-platform.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 50000
+runAsGroup: 0
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Mounts of the Airflow container: everything Airflow writes is an emptyDir. */}}
+{{- define "airflow-platform.airflowMounts" -}}
+- {name: sync, mountPath: /opt/airflow/sync, readOnly: true}
+- {name: tmp, mountPath: /tmp}
+- {name: logs, mountPath: /opt/airflow/logs}
+- {name: packages, mountPath: /opt/airflow/packages}
+- {name: wheel-cache, mountPath: /opt/airflow/wheel-cache}
+- {name: home-cache, mountPath: /home/airflow/.cache}
+{{- if and (eq .Values.secretsBackend.type "vault") (eq .Values.secretsBackend.vault.authType "kubernetes") }}
+- {name: vault-token, mountPath: /var/run/secrets/vault, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "airflow-platform.volumes" -}}
+- {name: sync, emptyDir: {}}
+- {name: tmp, emptyDir: {}}
+- {name: logs, emptyDir: {}}
+- name: packages
+  emptyDir: {sizeLimit: {{ .Values.requirements.packagesSizeLimit }}}
+- {name: wheel-cache, emptyDir: {}}
+- {name: home-cache, emptyDir: {}}
+{{- if and (eq .Values.secretsBackend.type "vault") (eq .Values.secretsBackend.vault.authType "kubernetes") }}
+{{- /* A short-lived token for Vault only: the Kubernetes API token itself is never mounted. */}}
+- name: vault-token
+  projected:
+    sources:
+      - serviceAccountToken:
+          path: token
+          audience: {{ .Values.secretsBackend.vault.tokenAudience }}
+          expirationSeconds: 3600
+{{- end }}
+{{- end -}}
+
+{{- define "airflow-platform.pod" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $spec := .spec -}}
+{{- $own := fromYaml (include "airflow-platform.componentValues" .) -}}
+{{- $dagsync := ternary $spec.dagsync true (hasKey $spec "dagsync") -}}
+{{- $waitForMigrations := ternary $spec.waitForMigrations true (hasKey $spec "waitForMigrations") -}}
+{{- $isJob := eq ($spec.restartPolicy | default "Always") "Never" -}}
+{{- $logType := include "airflow-platform.logType" . -}}
+{{- $annotations := dict "airflow-platform.io/environment-checksum" (include (print $root.Template.BasePath "/config/environment.yaml") $root | sha256sum) -}}
+{{- if and $v.logging.cloudwatch.enabled (get $v.logging $logType).enabled -}}
+{{- $_ := set $annotations "airflow-platform.io/cloudwatch-log-group" (include "airflow-platform.logGroup" (dict "root" $root "type" $logType)) -}}
+{{- end -}}
+metadata:
+  labels:
+    {{- include "airflow-platform.labels" . | nindent 4 }}
+  annotations:
+    {{- toYaml (merge (dict) ($own.podAnnotations | default dict) $annotations) | nindent 4 }}
+spec:
+  serviceAccountName: {{ include "airflow-platform.componentName" . }}
+  automountServiceAccountToken: false
+  {{- with $spec.restartPolicy }}
+  restartPolicy: {{ . }}
+  {{- end }}
+  {{- with $spec.terminationGracePeriodSeconds }}
+  terminationGracePeriodSeconds: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- include "airflow-platform.podSecurityContext" $root | nindent 4 }}
+  {{- with $v.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if not $isJob }}
+  topologySpreadConstraints:
+    {{- range list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+    - maxSkew: 1
+      topologyKey: {{ . }}
+      whenUnsatisfiable: {{ $spec.spreadPolicy | default "ScheduleAnyway" }}
+      labelSelector:
+        matchLabels:
+          {{- include "airflow-platform.selectorLabels" $ | nindent 10 }}
+    {{- end }}
+  {{- end }}
+  {{- with $own.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $own.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $own.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if or $dagsync $waitForMigrations }}
+  initContainers:
+    {{- if $dagsync }}
+    {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" true) | nindent 4 }}
+    {{- end }}
+    {{- if $waitForMigrations }}
+    - name: wait-for-migrations
+      image: {{ include "airflow-platform.image" $root }}
+      imagePullPolicy: {{ $v.image.pullPolicy }}
+      command: ["airflow", "db", "check-migrations", "--migration-wait-timeout", "{{ $v.migrations.waitTimeoutSeconds }}"]
+      env:
+        {{- include "airflow-platform.env" . | nindent 8 }}
+      resources:
+        {{- toYaml $v.migrations.resources | nindent 8 }}
+      securityContext:
+        {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
+      volumeMounts:
+        {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
+    {{- end }}
+  {{- end }}
+  containers:
+    - name: {{ .component }}
+      image: {{ include "airflow-platform.image" $root }}
+      imagePullPolicy: {{ $v.image.pullPolicy }}
+      command: ["airflow-platform", "bootstrap", "--component", {{ .component | quote }}, "--", "airflow"]
+      args: {{ toJson $spec.args }}
+      env:
+        {{- include "airflow-platform.env" . | nindent 8 }}
+      {{- with $spec.ports }}
+      ports:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- range $probe := list "startupProbe" "livenessProbe" "readinessProbe" }}
+      {{- with get $spec $probe }}
+      {{ $probe }}:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- end }}
+      resources:
+        {{- if eq .component "migrations" }}
+        {{- toYaml $v.migrations.resources | nindent 8 }}
+        {{- else }}
+        {{- include "airflow-platform.resources" . | nindent 8 }}
+        {{- end }}
+      securityContext:
+        {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
+      volumeMounts:
+        {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
+    {{- if $dagsync }}
+    {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false) | nindent 4 }}
+    {{- end }}
+  volumes:
+    {{- include "airflow-platform.volumes" $root | nindent 4 }}
+{{- end -}}

@@ -1,0 +1,52 @@
+{{/*
+Rules values.schema.json cannot express (comparisons between fields, rules that depend on
+the environment class, fields required together). Each failure names the field and the fix.
+*/}}
+{{- define "airflow-platform.validate" -}}
+{{- $v := .Values -}}
+{{- $required := dict
+  "database.existingSecret" (list $v.database.existingSecret "the name of an existing Secret holding the metadata database URL")
+  "celery.sqsQueueUrl" (list $v.celery.sqsQueueUrl "the URL of the SQS queue Celery uses (https://sqs.<region>.amazonaws.com/<account>/<queue>)")
+  "dags.s3.bucket" (list $v.dags.s3.bucket "the S3 bucket holding dags/, plugins.zip, requirements.txt")
+  "secrets.fernetKey.secretName" (list $v.secrets.fernetKey.secretName "an existing Secret holding the Fernet key")
+  "secrets.apiSecretKey.secretName" (list $v.secrets.apiSecretKey.secretName "an existing Secret holding the API secret key")
+  "secrets.jwtSecret.secretName" (list $v.secrets.jwtSecret.secretName "an existing Secret holding the JWT secret")
+-}}
+{{- range $field, $rule := $required }}
+{{- if not (index $rule 0) }}
+{{- fail (printf "\n%s is required: set it to %s." $field (index $rule 1)) }}
+{{- end }}
+{{- end }}
+{{- $micro := eq $v.environmentClass "mw1.micro" -}}
+{{- if and (lt (int $v.scheduler.replicas) 2) (not $micro) }}
+{{- fail (printf "\nscheduler.replicas=%d is allowed only with environmentClass mw1.micro: set scheduler.replicas between 2 and 5 (MWAA runs at least 2 schedulers)." (int $v.scheduler.replicas)) }}
+{{- end }}
+{{- if and (lt (int $v.apiServer.minReplicas) 2) (not $micro) }}
+{{- fail (printf "\napiServer.minReplicas=%d is allowed only with environmentClass mw1.micro: set apiServer.minReplicas between 2 and 5." (int $v.apiServer.minReplicas)) }}
+{{- end }}
+{{- if gt (int $v.workers.minWorkers) (int $v.workers.maxWorkers) }}
+{{- fail (printf "\nworkers.minWorkers (%d) is greater than workers.maxWorkers (%d): raise workers.maxWorkers or lower workers.minWorkers." (int $v.workers.minWorkers) (int $v.workers.maxWorkers)) }}
+{{- end }}
+{{- if gt (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas) }}
+{{- fail (printf "\napiServer.minReplicas (%d) is greater than apiServer.maxReplicas (%d): raise apiServer.maxReplicas or lower apiServer.minReplicas." (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas)) }}
+{{- end }}
+{{- if and $v.logging.cloudwatch.enabled $v.logging.task.enabled (not (include "airflow-platform.accountId" .)) }}
+{{- fail "\nlogging.cloudwatch.enabled needs the AWS account id for the Task log group ARN: set aws.accountId or executionRoleArn." }}
+{{- end }}
+{{- if $v.pgbouncer.enabled }}
+{{- if not $v.pgbouncer.configSecret }}
+{{- fail "\npgbouncer.configSecret is required with pgbouncer.enabled: set it to an existing Secret holding pgbouncer.ini and userlist.txt." }}
+{{- end }}
+{{- if not $v.pgbouncer.connectionSecret.secretName }}
+{{- fail "\npgbouncer.connectionSecret.secretName is required with pgbouncer.enabled: set it to an existing Secret holding the SQLAlchemy URL through PgBouncer." }}
+{{- end }}
+{{- end }}
+{{- if eq $v.secretsBackend.type "vault" }}
+{{- if not $v.secretsBackend.vault.url }}
+{{- fail "\nsecretsBackend.vault.url is required with secretsBackend.type=vault: set it to the Vault address (https://vault.example:8200)." }}
+{{- end }}
+{{- if not $v.secretsBackend.vault.role }}
+{{- fail "\nsecretsBackend.vault.role is required with secretsBackend.type=vault: set it to the Vault role the pods log in as." }}
+{{- end }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,67 @@
+{{/*
+The dagsync wiring (CONTRACTS §3): S3 -> the shared sync volume, as an init container
+(--once) and a plain sidecar container in every Airflow pod but migrations. A plain container,
+not a native restartPolicy sidecar, so the pod also runs on control planes older than 1.29.
+*/}}
+
+{{/* The environment of dagsync (CONTRACTS §3): every flag as its env var. */}}
+{{- define "airflow-platform.dagsyncEnv" -}}
+{{- $s3 := .Values.dags.s3 -}}
+{{- $sync := .Values.dags.sync -}}
+{{- $vars := dict
+  "DAGSYNC_BUCKET" $s3.bucket
+  "DAGSYNC_DAGS_PREFIX" $s3.dagsPrefix
+  "AIRFLOW_PLATFORM_SYNC_ROOT" "/opt/airflow/sync"
+  "DAGSYNC_INTERVAL" ($sync.intervalSeconds | int | toString)
+  "DAGSYNC_EVENT_QUEUE_URL" $sync.eventQueueUrl
+  "DAGSYNC_PLUGINS_KEY" $s3.pluginsKey
+  "DAGSYNC_PLUGINS_VERSION" $s3.pluginsVersion
+  "DAGSYNC_REQUIREMENTS_KEY" $s3.requirementsKey
+  "DAGSYNC_REQUIREMENTS_VERSION" $s3.requirementsVersion
+  "DAGSYNC_STARTUP_KEY" $s3.startupScriptKey
+  "DAGSYNC_STARTUP_VERSION" $s3.startupScriptVersion
+  "DAGSYNC_STRICT" (ternary "true" "false" $sync.strict)
+  "DAGSYNC_HEALTH_PORT" ($sync.healthPort | int | toString)
+  "DAGSYNC_PARALLELISM" ($sync.parallelism | int | toString)
+  "AWS_REGION" .Values.aws.region
+  "AWS_DEFAULT_REGION" .Values.aws.region
+  "PYTHONUNBUFFERED" "1"
+-}}
+{{- range $name, $value := $vars }}
+{{- if $value }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The dagsync container: the init copy (--once) or the sidecar loop. Input: (dict "root" $ "once" bool). */}}
+{{- define "airflow-platform.dagsyncContainer" -}}
+{{- $v := .root.Values -}}
+- name: {{ ternary "dagsync-init" "dagsync" .once }}
+  image: {{ include "airflow-platform.image" .root }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  command: ["airflow-platform", "dagsync"{{ if .once }}, "--once"{{ end }}]
+  env:
+    {{- include "airflow-platform.dagsyncEnv" .root | trim | nindent 4 }}
+  {{- if not .once }}
+  ports:
+    - {name: dagsync, containerPort: {{ $v.dags.sync.healthPort }}}
+  livenessProbe:
+    httpGet: {path: /healthz, port: dagsync}
+    periodSeconds: 30
+    timeoutSeconds: 5
+    failureThreshold: 4
+  readinessProbe:
+    httpGet: {path: /readyz, port: dagsync}
+    periodSeconds: 10
+    timeoutSeconds: 5
+  {{- end }}
+  resources:
+    {{- toYaml $v.dags.sync.resources | nindent 4 }}
+  securityContext:
+    {{- include "airflow-platform.containerSecurityContext" .root | nindent 4 }}
+  volumeMounts:
+    - {name: sync, mountPath: /opt/airflow/sync}
+    - {name: tmp, mountPath: /tmp}
+{{- end -}}

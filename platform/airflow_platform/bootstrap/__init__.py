@@ -1,0 +1,1 @@
+"""The container entrypoint: startup.sh, requirements.txt and plugins, the MWAA way."""

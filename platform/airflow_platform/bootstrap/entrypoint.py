@@ -1,0 +1,130 @@
+"""The container entrypoint: startup.sh, requirements, plugins, then exec Airflow.
+
+Order and rules follow MWAA: startup.sh runs first on every component except the
+migrations Job, its exports reach requirements and Airflow, requirements are installed
+against the constraints (fail closed unless told to continue), the plugins folder goes
+on the Python path, and the Airflow command replaces this process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from airflow_platform.bootstrap.install import Installer, InstallResult, RequirementsError
+from airflow_platform.bootstrap.settings import (
+    COMPONENTS,
+    MWAA_COMPONENT_NAMES,
+    ON_FAILURE_ENV,
+    BootstrapSettings,
+    SettingsError,
+)
+from airflow_platform.bootstrap.startup import StartupScriptError, run_startup_script
+
+COMPONENT_ENV = "AIRFLOW_PLATFORM_COMPONENT"
+MWAA_COMPONENT_ENV = "MWAA_AIRFLOW_COMPONENT"
+
+
+class BootstrapError(RuntimeError):
+    """A start that must not go on; the message says what to fix."""
+
+
+@dataclass
+class Prepared:
+    argv: list[str]
+    environment: dict[str, str]
+    requirements: InstallResult | None
+
+
+def _prepend_path(env: dict[str, str], name: str, entries: Sequence[str]) -> None:
+    current = [p for p in env.get(name, "").split(os.pathsep) if p]
+    env[name] = os.pathsep.join([*entries, *(p for p in current if p not in entries)])
+
+
+def prepare(
+    component: str,
+    argv: Sequence[str],
+    environment: Mapping[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Prepared:
+    """Everything before the exec; returns the command and the environment to run it with."""
+    log = log or (lambda message: print(f"[bootstrap] {message}", file=sys.stderr, flush=True))
+    if component not in COMPONENTS:
+        raise BootstrapError(
+            f"--component {component!r} is not known; use one of {', '.join(COMPONENTS)}"
+        )
+    if not argv:
+        raise BootstrapError("no command to run: add it after --, e.g. -- airflow scheduler")
+    env = dict(os.environ if environment is None else environment)
+    try:
+        settings = BootstrapSettings.from_env(env)
+    except SettingsError as exc:
+        raise BootstrapError(str(exc)) from None
+    layout = settings.layout
+    env[COMPONENT_ENV] = component
+    env[MWAA_COMPONENT_ENV] = MWAA_COMPONENT_NAMES[component]
+
+    script = layout.startup_script
+    if component == "migrations":
+        log("migrations: startup.sh is not run (as on MWAA)")
+    elif script.is_file():
+        started = time.monotonic()
+        log(f"running {script} (limit {settings.startup_timeout:g} s)")
+        try:
+            result = run_startup_script(
+                script, env, settings.startup_timeout, cwd=_airflow_home(env)
+            )
+        except StartupScriptError as exc:
+            raise BootstrapError(str(exc)) from None
+        env = result.environment
+        changed = sorted(result.exported)
+        log(
+            f"startup.sh done in {time.monotonic() - started:.2f} s; exported "
+            f"{', '.join(changed) if changed else 'nothing'}"
+            + (f"; unset {', '.join(result.unset)}" if result.unset else "")
+        )
+
+    requirements: InstallResult | None = None
+    try:
+        requirements = Installer(settings, env, log).install(layout.requirements)
+    except RequirementsError as exc:
+        if settings.on_failure != "continue":
+            raise BootstrapError(
+                f"{exc}\nThe component does not start with broken requirements. Fix "
+                f"requirements.txt, or set {ON_FAILURE_ENV}=continue (requirements.onFailure "
+                "in the chart) to start without them as MWAA does."
+            ) from None
+        log(f"{exc}\ncontinuing WITHOUT requirements ({ON_FAILURE_ENV}=continue)")
+
+    path_entries: list[str] = []
+    if requirements and requirements.installed:
+        path_entries.append(str(settings.packages_dir))
+        bin_dir = settings.packages_dir / "bin"
+        if bin_dir.is_dir():
+            _prepend_path(env, "PATH", [str(bin_dir)])
+    if layout.plugins.is_dir():
+        path_entries.append(str(layout.plugins))
+    if path_entries:
+        _prepend_path(env, "PYTHONPATH", path_entries)
+    return Prepared(list(argv), env, requirements)
+
+
+def _airflow_home(env: Mapping[str, str]) -> Path | None:
+    home = env.get("AIRFLOW_HOME")
+    return Path(home) if home else None
+
+
+def run(component: str, argv: Sequence[str]) -> None:
+    """Prepare, then replace this process with the command (never returns on success)."""
+    prepared = prepare(component, argv)
+    print(f"[bootstrap] exec {' '.join(prepared.argv)}", file=sys.stderr, flush=True)
+    try:
+        os.execvpe(prepared.argv[0], prepared.argv, prepared.environment)
+    except OSError as exc:
+        raise BootstrapError(
+            f"cannot run {prepared.argv[0]!r}: {exc.strerror}; check the command after --"
+        ) from None

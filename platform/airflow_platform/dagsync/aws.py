@@ -1,0 +1,94 @@
+"""boto3 clients shared by every download thread, and error classification for metrics.
+
+Endpoint and region come from boto3's own configuration (AWS_ENDPOINT_URL, AWS_REGION),
+so the same code talks to S3 in a pod and to a local S3-compatible server in tests.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+# botocore's standard mode retries throttling (503 SlowDown, 429), 5xx and connection
+# errors with exponential backoff and full jitter; the per-object download adds its own
+# retry for bodies cut half-way, which botocore cannot retry once streaming started.
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def _retries() -> dict[str, Any]:
+    # AWS_MAX_ATTEMPTS / AWS_RETRY_MODE keep working as boto3 documents them.
+    attempts = int(os.environ.get("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+    mode = os.environ.get("AWS_RETRY_MODE", "standard")
+    return {"mode": mode, "total_max_attempts": max(1, attempts)}
+
+
+def s3_client(parallelism: int) -> Any:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    config = Config(
+        retries=_retries(),  # type: ignore[arg-type]
+        # One pooled connection per download thread plus room for listing and HEADs.
+        max_pool_connections=parallelism + 4,
+        connect_timeout=10,
+        read_timeout=60,
+        tcp_keepalive=True,
+    )
+    return boto3.session.Session().client("s3", region_name=region, config=config)
+
+
+def sqs_client(queue_url: str = "") -> Any:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        # https://sqs.<region>.amazonaws.com/<account>/<name> names its region.
+        match = re.match(r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com", queue_url)
+        region = match.group(1) if match else None
+    # The long poll holds the connection for up to 20 s: the read timeout must exceed it.
+    config = Config(retries=_retries(), connect_timeout=10, read_timeout=40)  # type: ignore[arg-type]
+    return boto3.session.Session().client("sqs", region_name=region, config=config)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) in {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
+
+
+def error_kind(exc: BaseException) -> str:
+    """A small, stable label for the errors metric."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "disk_full"
+    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+        return "connection"
+    if isinstance(exc, (IncompleteReadError, ResponseStreamingError)):
+        return "truncated"
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "429"}:
+            return "throttled"
+        if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+            return "access_denied"
+        if is_not_found(exc) or code == "NoSuchBucket":
+            return "not_found"
+        return "s3_error"
+    if isinstance(exc, BotoCoreError):
+        return "s3_error"
+    if isinstance(exc, OSError):
+        return "filesystem"
+    return type(exc).__name__.lower()

@@ -1,0 +1,130 @@
+"""`airflow-platform dagsync`: every flag is also an environment variable (the chart sets
+the variables). Exit codes: 0 synced (or stopped cleanly), 1 sync failed, 2 bad
+configuration, 3 bucket refused by --strict."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from airflow_platform.dagsync.settings import (
+    DEFAULT_PARALLELISM,
+    DEFAULT_PLUGINS_MAX_BYTES,
+    DEFAULT_PLUGINS_MAX_ENTRIES,
+    SettingsError,
+    build_settings,
+)
+from airflow_platform.paths import DEFAULT_SYNC_ROOT, SYNC_ROOT_ENV
+
+EXIT_SYNC_FAILED = 1
+EXIT_BAD_CONFIG = 2
+EXIT_STRICT_REFUSED = 3
+
+
+def _fail(code: int, message: str) -> None:
+    typer.echo(f"dagsync: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def dagsync(
+    bucket: Annotated[str, typer.Option(envvar="DAGSYNC_BUCKET", help="Source S3 bucket name.")],
+    dags_prefix: Annotated[
+        str,
+        typer.Option(
+            envvar="DAGSYNC_DAGS_PREFIX", help="Folder of DAGs in the bucket; '' = whole bucket."
+        ),
+    ] = "dags/",
+    root: Annotated[
+        Path, typer.Option(envvar=SYNC_ROOT_ENV, help="Sync root shared with Airflow.")
+    ] = DEFAULT_SYNC_ROOT,
+    interval: Annotated[
+        float, typer.Option(envvar="DAGSYNC_INTERVAL", help="Seconds between full reconciles.")
+    ] = 30.0,
+    event_queue_url: Annotated[
+        str,
+        typer.Option(
+            envvar="DAGSYNC_EVENT_QUEUE_URL", help="SQS queue with the bucket's S3 events."
+        ),
+    ] = "",
+    plugins_key: Annotated[str, typer.Option(envvar="DAGSYNC_PLUGINS_KEY")] = "",
+    plugins_version: Annotated[str, typer.Option(envvar="DAGSYNC_PLUGINS_VERSION")] = "",
+    requirements_key: Annotated[str, typer.Option(envvar="DAGSYNC_REQUIREMENTS_KEY")] = "",
+    requirements_version: Annotated[str, typer.Option(envvar="DAGSYNC_REQUIREMENTS_VERSION")] = "",
+    startup_key: Annotated[str, typer.Option(envvar="DAGSYNC_STARTUP_KEY")] = "",
+    startup_version: Annotated[str, typer.Option(envvar="DAGSYNC_STARTUP_VERSION")] = "",
+    strict: Annotated[
+        bool,
+        typer.Option(
+            envvar="DAGSYNC_STRICT", help="Refuse a bucket without versioning/public access block."
+        ),
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Sync once and exit (init container).")
+    ] = False,
+    health_host: Annotated[
+        str,
+        typer.Option(envvar="DAGSYNC_HEALTH_HOST", help="Address of the health/metrics server."),
+    ] = "0.0.0.0",
+    health_port: Annotated[
+        int, typer.Option(envvar="DAGSYNC_HEALTH_PORT", help="/healthz /readyz /metrics; 0 = off.")
+    ] = 8099,
+    parallelism: Annotated[
+        int, typer.Option(envvar="DAGSYNC_PARALLELISM", help="Concurrent downloads.")
+    ] = DEFAULT_PARALLELISM,
+    plugins_max_entries: Annotated[
+        int, typer.Option(envvar="DAGSYNC_PLUGINS_MAX_ENTRIES")
+    ] = DEFAULT_PLUGINS_MAX_ENTRIES,
+    plugins_max_bytes: Annotated[
+        int, typer.Option(envvar="DAGSYNC_PLUGINS_MAX_BYTES")
+    ] = DEFAULT_PLUGINS_MAX_BYTES,
+) -> None:
+    """Mirror s3://BUCKET/DAGS_PREFIX (plus plugins.zip, requirements.txt, startup.sh)
+    into the sync root, atomically and incrementally."""
+    try:
+        settings = build_settings(**{k: v for k, v in locals().items()})
+    except SettingsError as exc:
+        _fail(EXIT_BAD_CONFIG, str(exc))
+        return
+    # Heavy imports (boto3) only once the arguments are known to be good.
+    from airflow_platform.dagsync.dags import Cancelled
+    from airflow_platform.dagsync.service import (
+        BucketRulesRefused,
+        DagSync,
+        install_signal_handlers,
+    )
+    from airflow_platform.dagsync.telemetry import setup_logging
+
+    setup_logging()
+    import os
+
+    os.umask(0o022)  # Airflow runs as another user and reads the tree read-only
+    try:
+        sync = DagSync(settings)
+    except Exception as exc:
+        _fail(EXIT_BAD_CONFIG, f"cannot create the S3 client: {exc}")
+        return
+    install_signal_handlers(sync)
+    try:
+        if once:
+            result = sync.run_once()
+            if not result.ok:
+                _fail(EXIT_SYNC_FAILED, f"sync failed: {result.summary()}")
+            typer.echo(f"dagsync: {result.summary()}", err=True)
+        else:
+            sync.run_forever()
+    except BucketRulesRefused as exc:
+        _fail(EXIT_STRICT_REFUSED, str(exc))
+    except Cancelled:
+        _fail(EXIT_SYNC_FAILED, "stopped before the sync finished; nothing partial was published")
+    except OSError as exc:
+        _fail(EXIT_SYNC_FAILED, f"cannot use the sync root {settings.root}: {exc}")
+    finally:
+        sync.close()
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="dagsync")(dagsync)

@@ -1,0 +1,164 @@
+"""S3 event notifications read from SQS by long poll: they wake the sync loop at once so a
+change is published in about a second instead of at the next reconcile.
+
+Accepted bodies: S3's own notification ({"Records": [...]}, keys URL-encoded), the same
+wrapped by SNS ({"Type": "Notification", "Message": "..."}), and S3's test event. A
+message is deleted only after a sync that started after it arrived succeeded; messages
+that are malformed, tests, or about other buckets/keys are deleted at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+from airflow_platform.dagsync.aws import error_kind
+
+LOG = logging.getLogger("airflow_platform.dagsync.events")
+WAIT_SECONDS = 20  # SQS's maximum long poll
+MAX_PER_RECEIVE = 10
+
+
+class MalformedEvent(ValueError):
+    pass
+
+
+def parse_body(body: str) -> list[tuple[str, str]] | None:
+    """(bucket, key) pairs named by a message; None for S3's test event."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise MalformedEvent("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedEvent("body is not a JSON object")
+    if data.get("Type") == "Notification" and isinstance(data.get("Message"), str):
+        return parse_body(data["Message"])
+    if data.get("Event") == "s3:TestEvent":
+        return None
+    records = data.get("Records")
+    if not isinstance(records, list):
+        raise MalformedEvent("no Records list")
+    found = []
+    for record in records:
+        try:
+            s3 = record["s3"]
+            found.append((str(s3["bucket"]["name"]), unquote_plus(str(s3["object"]["key"]))))
+        except (KeyError, TypeError):
+            raise MalformedEvent("a record lacks s3.bucket.name or s3.object.key") from None
+    return found
+
+
+@dataclass
+class EventBatch:
+    keys: set[str] = field(default_factory=set)
+    receipts: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.receipts)
+
+
+class EventListener:
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        bucket: str,
+        relevant: Callable[[str], bool],
+        wake: Callable[[], None],
+        stop: threading.Event,
+        on_error: Callable[[str], None],
+    ) -> None:
+        self.client = client
+        self.queue_url = queue_url
+        self.bucket = bucket
+        self.relevant = relevant
+        self.wake = wake
+        self.stop = stop
+        self.on_error = on_error
+        self._lock = threading.Lock()
+        self._pending = EventBatch()
+        self._thread = threading.Thread(target=self._run, name="dagsync-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def take(self) -> EventBatch:
+        with self._lock:
+            batch, self._pending = self._pending, EventBatch()
+        return batch
+
+    def give_back(self, batch: EventBatch) -> None:
+        """A sync failed: keep its messages for the next attempt."""
+        with self._lock:
+            self._pending.keys |= batch.keys
+            self._pending.receipts.extend(batch.receipts)
+
+    def ack(self, batch: EventBatch) -> None:
+        self._delete(batch.receipts)
+
+    def _delete(self, receipts: list[str]) -> None:
+        for start in range(0, len(receipts), 10):
+            chunk = receipts[start : start + 10]
+            try:
+                self.client.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
+                )
+            except Exception as exc:  # redelivery only costs one more (idempotent) sync
+                LOG.warning("could not delete event messages", extra={"error": str(exc)})
+
+    def _run(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                response = self.client.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=MAX_PER_RECEIVE,
+                    WaitTimeSeconds=WAIT_SECONDS,
+                )
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                self.on_error(f"events_{error_kind(exc)}")
+                LOG.warning(
+                    "event queue receive failed; the periodic reconcile continues",
+                    extra={"queue": self.queue_url, "error": str(exc)},
+                )
+                self.stop.wait(min(60.0, 2.0**failures))
+                continue
+            self._handle(response.get("Messages", []))
+
+    def _handle(self, messages: list[dict[str, Any]]) -> None:
+        discard: list[str] = []
+        batch = EventBatch()
+        for message in messages:
+            receipt = message["ReceiptHandle"]
+            try:
+                pairs = parse_body(message.get("Body", ""))
+            except MalformedEvent as exc:
+                self.on_error("event_malformed")
+                LOG.warning(
+                    "ignoring a malformed event message",
+                    extra={"message_id": message.get("MessageId"), "reason": str(exc)},
+                )
+                discard.append(receipt)
+                continue
+            keys = {k for b, k in pairs or [] if b == self.bucket and self.relevant(k)}
+            if not keys:
+                discard.append(receipt)  # a test event or not about what we mirror
+                continue
+            batch.keys |= keys
+            batch.receipts.append(receipt)
+        if discard:
+            self._delete(discard)
+        if batch:
+            self.give_back(batch)
+            self.wake()

@@ -1,0 +1,127 @@
+"""Download one S3 object to a local file and prove it arrived whole.
+
+botocore retries failed requests, but not a body that breaks off after the headers
+arrived; this retries the whole object for that, and checks the byte count (and the MD5
+when the ETag is one) before the file may be published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import (
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+from urllib3.exceptions import ProtocolError
+
+from airflow_platform.dagsync.manifest import clean_etag
+
+CHUNK = 256 * 1024
+BODY_ATTEMPTS = 3
+
+
+class DownloadMismatch(IOError):
+    """What was written does not match what S3 announced."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    key: str
+    etag: str
+    size: int
+    version_id: str
+    last_modified: float
+
+
+def _md5_checkable(etag: str, response: dict[str, Any]) -> bool:
+    # A plain ETag is the MD5 of the bytes unless SSE-KMS/SSE-C encrypted the object;
+    # multipart ETags ("...-N") are not.
+    sse = response.get("ServerSideEncryption")
+    return len(etag) == 32 and "-" not in etag and sse in (None, "AES256")
+
+
+def _get_once(
+    client: Any, bucket: str, key: str, dest: Path, version_id: str, fsync: bool
+) -> Fetched:
+    dest.unlink(missing_ok=True)
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    response = client.get_object(**params)
+    etag = clean_etag(response.get("ETag", ""))
+    expected = int(response["ContentLength"])
+    digest = hashlib.md5(usedforsecurity=False) if _md5_checkable(etag, response) else None
+    written = 0
+    body = response["Body"]
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := body.read(CHUNK):
+                out.write(chunk)
+                written += len(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+            out.flush()
+            if fsync:
+                os.fdatasync(out.fileno())
+    finally:
+        body.close()
+    if written != expected:
+        raise DownloadMismatch(f"s3://{bucket}/{key}: got {written} of {expected} bytes")
+    if digest is not None and digest.hexdigest() != etag:
+        raise DownloadMismatch(f"s3://{bucket}/{key}: content does not match its ETag {etag}")
+    modified = response.get("LastModified")
+    return Fetched(
+        key=key,
+        etag=etag,
+        size=written,
+        version_id=str(response.get("VersionId") or ""),
+        last_modified=modified.timestamp() if modified else 0.0,
+    )
+
+
+_retry_body = retry(
+    retry=retry_if_exception_type(
+        (
+            DownloadMismatch,
+            IncompleteReadError,
+            ResponseStreamingError,
+            ConnectionClosedError,
+            ReadTimeoutError,
+            ProtocolError,
+        )
+    ),
+    stop=stop_after_attempt(BODY_ATTEMPTS),
+    wait=wait_exponential_jitter(initial=0.2, max=2.0),
+    reraise=True,
+)
+
+
+@_retry_body
+def download(
+    client: Any,
+    bucket: str,
+    key: str,
+    dest: Path,
+    *,
+    version_id: str = "",
+    fsync: bool = False,
+) -> Fetched:
+    try:
+        return _get_once(client, bucket, key, dest, version_id, fsync)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,146 @@
+"""dagsync's configuration, validated once so bad input fails with a message naming the
+flag/variable and the fix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+# S3's bucket naming rules (general purpose buckets), enough to catch typos like a URL.
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+DEFAULT_PARALLELISM = 16
+DEFAULT_PLUGINS_MAX_ENTRIES = 10_000
+DEFAULT_PLUGINS_MAX_BYTES = 512 * 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration value is wrong; the message names the flag and the fix."""
+
+
+class DagsyncSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    dags_prefix: str = "dags/"
+    root: Path = Path("/opt/airflow/sync")
+    interval: float = 30.0
+    event_queue_url: str = ""
+    plugins_key: str = ""
+    plugins_version: str = ""
+    requirements_key: str = ""
+    requirements_version: str = ""
+    startup_key: str = ""
+    startup_version: str = ""
+    strict: bool = False
+    once: bool = False
+    health_host: str = "0.0.0.0"
+    health_port: int = 8099
+    parallelism: int = DEFAULT_PARALLELISM
+    plugins_max_entries: int = DEFAULT_PLUGINS_MAX_ENTRIES
+    plugins_max_bytes: int = DEFAULT_PLUGINS_MAX_BYTES
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("s3://") or "/" in value:
+            raise ValueError(
+                f"--bucket/DAGSYNC_BUCKET must be a bare bucket name, got {value!r}; "
+                "put the folder in --dags-prefix (e.g. --bucket my-bucket --dags-prefix dags/)"
+            )
+        if not _BUCKET_RE.match(value):
+            raise ValueError(
+                f"--bucket/DAGSYNC_BUCKET {value!r} is not a valid S3 bucket name "
+                "(3-63 characters: lowercase letters, digits, '.' and '-')"
+            )
+        return value
+
+    @field_validator("dags_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        # "dags" would also match "dags2/..."; a prefix always names a folder.
+        value = value.lstrip("/")
+        if value and not value.endswith("/"):
+            value += "/"
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if not 1 <= value <= 86_400:
+            raise ValueError(
+                f"--interval/DAGSYNC_INTERVAL must be between 1 and 86400 seconds, got {value}"
+            )
+        return value
+
+    @field_validator("parallelism")
+    @classmethod
+    def _parallelism(cls, value: int) -> int:
+        if not 1 <= value <= 128:
+            raise ValueError(
+                f"--parallelism/DAGSYNC_PARALLELISM must be between 1 and 128, got {value}"
+            )
+        return value
+
+    @field_validator("health_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 0 <= value <= 65_535:
+            raise ValueError(
+                f"--health-port/DAGSYNC_HEALTH_PORT must be 0 (off) to 65535, got {value}"
+            )
+        return value
+
+    @field_validator("plugins_max_entries", "plugins_max_bytes")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                "--plugins-max-entries/--plugins-max-bytes must be positive, got " + str(value)
+            )
+        return value
+
+    @field_validator("plugins_key", "requirements_key", "startup_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        value = value.lstrip("/")
+        if value.endswith("/"):
+            raise ValueError(f"an object key must name a file, not a folder: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _versions_need_keys(self) -> DagsyncSettings:
+        for name in ("plugins", "requirements", "startup"):
+            if getattr(self, f"{name}_version") and not getattr(self, f"{name}_key"):
+                flag = name.upper()
+                raise ValueError(
+                    f"--{name}-version/DAGSYNC_{flag}_VERSION is set but "
+                    f"--{name}-key/DAGSYNC_{flag}_KEY is empty; set the key too"
+                )
+        return self
+
+    @property
+    def artifact_keys(self) -> frozenset[str]:
+        """Keys that are never mirrored as DAGs, even when they sit under the DAGs prefix
+        (an empty prefix mirrors the whole bucket)."""
+        return frozenset(
+            k for k in (self.plugins_key, self.requirements_key, self.startup_key) if k
+        )
+
+
+def build_settings(**values: object) -> DagsyncSettings:
+    """Validate, turning pydantic's report into one readable SettingsError."""
+    from pydantic import ValidationError
+
+    try:
+        return DagsyncSettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{field}: {message}")
+        raise SettingsError("; ".join(problems)) from None

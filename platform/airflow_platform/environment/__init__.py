@@ -1,0 +1,1 @@
+"""The MWAA-shaped environment model: spec, rules, chart values and import from MWAA."""

@@ -1,0 +1,494 @@
+"""The environment spec: MWAA's own shape plus the EKS settings MWAA does not have.
+
+Field names are MWAA's (PascalCase, as in `aws mwaa create-environment`), so a spec reads
+like the MWAA API; the `Eks` section holds what a self-hosted environment needs in
+addition (namespace, IRSA roles, the Aurora and SQS endpoints, the Secrets).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_pascal
+
+from airflow_platform.environment.classes import DEFAULT_ENVIRONMENT_CLASS, ENVIRONMENT_CLASSES
+from airflow_platform.environment.config_rules import config_option_problems
+from airflow_platform.environment.problems import Problem, SpecError, problems_from, rules_error
+
+SUPPORTED_AIRFLOW_VERSIONS = ("3.3.2",)
+
+EnvironmentClassName = Literal[
+    "mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge"
+]
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+AccessMode = Literal["PUBLIC_ONLY", "PRIVATE_ONLY"]
+ReplacementStrategy = Literal["GRACEFUL", "FORCED"]
+OnFailure = Literal["fail", "continue"]
+
+_NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z_-]{0,79}$")
+_PARTITION = r"arn:aws(?:-[a-z]+)*"
+_BUCKET_ARN = re.compile(rf"^{_PARTITION}:s3:::([a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9])$")
+_ROLE_ARN = re.compile(rf"^{_PARTITION}:iam::\d{{12}}:role/[\w+=,.@/-]{{1,512}}$")
+_KMS = re.compile(
+    rf"^(?:(?:{_PARTITION}:kms:[a-z0-9-]+:\d{{12}}:)?key/)?[a-zA-Z0-9-]+$"
+    rf"|^(?:{_PARTITION}:kms:[a-z0-9-]+:\d{{12}}:)?alias/[a-zA-Z0-9/_-]+$"
+)
+_ACM = re.compile(rf"^{_PARTITION}:acm:[a-z0-9-]+:\d{{12}}:certificate/[a-zA-Z0-9-]+$")
+_WINDOW = re.compile(r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01]\d|2[0-3]):(00|30)$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+# AWS form https://sqs.<region>.amazonaws.com/<account>/<name>; any host is accepted so a
+# local SQS endpoint works too.
+_QUEUE_URL = re.compile(r"^https?://[^/\s]+/\d{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$")
+_AWS_QUEUE_REGION = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_pascal, populate_by_name=True, extra="forbid", frozen=False
+    )
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str, example: str) -> str:
+    if not pattern.match(value):
+        raise ValueError(f"{value!r} is not {what}; expected something like {example}")
+    return value
+
+
+class ModuleLogging(_Spec):
+    enabled: bool = False
+    log_level: LogLevel = "INFO"
+
+
+class LoggingConfiguration(_Spec):
+    dag_processing_logs: ModuleLogging = Field(default_factory=ModuleLogging)
+    scheduler_logs: ModuleLogging = Field(default_factory=ModuleLogging)
+    task_logs: ModuleLogging = Field(default_factory=ModuleLogging)
+    webserver_logs: ModuleLogging = Field(default_factory=ModuleLogging)
+    worker_logs: ModuleLogging = Field(default_factory=ModuleLogging)
+
+
+class SecretRef(_Spec):
+    """An existing Kubernetes Secret and the key inside it."""
+
+    secret_name: str
+    key: str
+
+    @field_validator("secret_name")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        return _check(_DNS_SUBDOMAIN, value, "a Kubernetes Secret name", "airflow-fernet-key")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return _check(_SECRET_KEY, value, "a Secret data key", "connection")
+
+
+class DatabaseSecretRef(SecretRef):
+    key: str = "connection"
+
+
+class PlatformSecrets(_Spec):
+    fernet_key: SecretRef | None = None
+    api_secret_key: SecretRef | None = None
+    jwt_secret: SecretRef | None = None
+
+
+class ComponentRoles(_Spec):
+    """Per-component IRSA roles; each falls back to ExecutionRoleArn."""
+
+    scheduler: str | None = None
+    dag_processor: str | None = None
+    triggerer: str | None = None
+    worker: str | None = None
+    api_server: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check(
+            _ROLE_ARN, value, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-worker"
+        )
+
+
+class Image(_Spec):
+    repository: str
+    tag: str
+
+
+class Ingress(_Spec):
+    host: str | None = None
+    certificate_arn: str | None = None
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check(
+            _ACM, value, "an ACM certificate ARN", "arn:aws:acm:us-east-1:123456789012:certificate/…"
+        )
+
+
+class EksSettings(_Spec):
+    """What a self-hosted environment needs beyond MWAA's fields."""
+
+    namespace: str
+    region: str
+    service_account_role_arns: ComponentRoles = Field(default_factory=ComponentRoles)
+    database_secret: DatabaseSecretRef | None = None
+    keda_database_secret: DatabaseSecretRef | None = None
+    celery_queue_url: str | None = None
+    dag_event_queue_url: str | None = None
+    secrets: PlatformSecrets = Field(default_factory=PlatformSecrets)
+    image: Image | None = None
+    ingress: Ingress = Field(default_factory=Ingress)
+    requirements_on_failure: OnFailure = "fail"
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return _check(_DNS_LABEL, value, "a Kubernetes namespace name", "airflow-analytics")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _check(_REGION, value, "an AWS region", "us-east-1")
+
+    @field_validator("celery_queue_url", "dag_event_queue_url")
+    @classmethod
+    def _queue_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check(
+            _QUEUE_URL,
+            value,
+            "an SQS queue URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/airflow-celery",
+        )
+
+    def missing_for_deploy(self) -> list[Problem]:
+        """Settings an imported spec may still lack but a running environment needs."""
+        missing: list[Problem] = []
+        if self.database_secret is None:
+            missing.append(
+                Problem(
+                    "Eks.DatabaseSecret",
+                    "not set; name the Secret holding the Aurora PostgreSQL SQLAlchemy URL "
+                    "(SecretName, Key)",
+                )
+            )
+        if self.celery_queue_url is None:
+            missing.append(
+                Problem("Eks.CeleryQueueUrl", "not set; give the SQS queue URL Celery uses")
+            )
+        for field in ("FernetKey", "ApiSecretKey", "JwtSecret"):
+            if getattr(self.secrets, to_snake(field)) is None:
+                missing.append(
+                    Problem(
+                        f"Eks.Secrets.{field}",
+                        "not set; name an existing Secret (SecretName, Key): the chart never "
+                        "generates secrets",
+                    )
+                )
+        return missing
+
+
+def to_snake(pascal: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", pascal).lower()
+
+
+class Environment(_Spec):
+    """An environment spec. Optional capacity fields get MWAA's per-class defaults."""
+
+    name: str
+    environment_class: EnvironmentClassName = DEFAULT_ENVIRONMENT_CLASS  # type: ignore[assignment]
+    airflow_version: str = SUPPORTED_AIRFLOW_VERSIONS[-1]
+    schedulers: int | None = None
+    min_workers: int | None = None
+    max_workers: int | None = None
+    min_webservers: int | None = None
+    max_webservers: int | None = None
+    airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
+    source_bucket_arn: str
+    dag_s3_path: str
+    plugins_s3_path: str | None = None
+    plugins_s3_object_version: str | None = None
+    requirements_s3_path: str | None = None
+    requirements_s3_object_version: str | None = None
+    startup_script_s3_path: str | None = None
+    startup_script_s3_object_version: str | None = None
+    webserver_access_mode: AccessMode = "PRIVATE_ONLY"
+    logging_configuration: LoggingConfiguration = Field(default_factory=LoggingConfiguration)
+    kms_key: str | None = None
+    execution_role_arn: str
+    weekly_maintenance_window_start: str | None = None
+    worker_replacement_strategy: ReplacementStrategy = "GRACEFUL"
+    tags: dict[str, str] = Field(default_factory=dict)
+    eks: EksSettings
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check(
+            _NAME, value, "an MWAA environment name (letter first, then letters, digits, - or _; "
+            "at most 80)", "analytics-prod",
+        )
+
+    @field_validator("airflow_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in SUPPORTED_AIRFLOW_VERSIONS:
+            raise ValueError(
+                f"Airflow {value} is not offered; this platform runs "
+                f"{', '.join(SUPPORTED_AIRFLOW_VERSIONS)}: set AirflowVersion to one of them"
+            )
+        return value
+
+    @field_validator("source_bucket_arn")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        return _check(_BUCKET_ARN, value, "an S3 bucket ARN", "arn:aws:s3:::my-airflow-bucket")
+
+    @field_validator("execution_role_arn")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        return _check(
+            _ROLE_ARN, value, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-exec"
+        )
+
+    @field_validator("kms_key")
+    @classmethod
+    def _kms(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check(
+            _KMS,
+            value,
+            "a KMS key (ARN, key id or alias)",
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        )
+
+    @field_validator("weekly_maintenance_window_start")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check(
+            _WINDOW, value, "DAY:HH:MM with DAY in MON..SUN and MM 00 or 30", "SUN:03:30"
+        )
+
+    @field_validator("airflow_configuration_options", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        # MWAA stores strings; YAML authors write `core.parallelism: 64` or `true`.
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, bool):
+                out[key] = "True" if item else "False"
+            elif isinstance(item, int | float):
+                out[key] = str(item)
+            else:
+                out[key] = item
+        return out
+
+    @model_validator(mode="after")
+    def _class_rules(self) -> Environment:
+        spec = ENVIRONMENT_CLASSES[self.environment_class]
+        problems: list[Problem] = []
+        self.schedulers = _in_range(
+            problems, "Schedulers", self.schedulers, spec.schedulers, spec.name, "schedulers"
+        )
+        lo, hi = spec.webservers
+        self.min_webservers = _in_range(
+            problems, "MinWebservers", self.min_webservers, (lo, hi), spec.name, "webservers", lo
+        )
+        self.max_webservers = _in_range(
+            problems, "MaxWebservers", self.max_webservers, (lo, hi), spec.name, "webservers", lo
+        )
+        if self.min_webservers > self.max_webservers:
+            problems.append(
+                Problem(
+                    "MinWebservers",
+                    f"{self.min_webservers} is more than MaxWebservers {self.max_webservers}; "
+                    "make MinWebservers <= MaxWebservers",
+                )
+            )
+        limit = spec.max_workers_limit
+        self.min_workers = _in_range(
+            problems, "MinWorkers", self.min_workers, (1, limit), spec.name, "workers", 1
+        )
+        self.max_workers = _in_range(
+            problems,
+            "MaxWorkers",
+            self.max_workers,
+            (1, limit),
+            spec.name,
+            "workers",
+            min(spec.default_max_workers, limit),
+        )
+        if self.min_workers > self.max_workers:
+            problems.append(
+                Problem(
+                    "MinWorkers",
+                    f"{self.min_workers} is more than MaxWorkers {self.max_workers}; "
+                    "make MinWorkers <= MaxWorkers",
+                )
+            )
+        problems.extend(self._config_problems())
+        problems.extend(self._tag_problems())
+        problems.extend(self._s3_path_problems())
+        problems.extend(self._region_problems())
+        if problems:
+            raise rules_error(problems)
+        return self
+
+    def _config_problems(self) -> list[Problem]:
+        return [
+            Problem(f"AirflowConfigurationOptions[{p.key!r}]", p.message)
+            for key, item in self.airflow_configuration_options.items()
+            for p in config_option_problems(key, item)
+        ]
+
+    def _tag_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if len(self.tags) > 50:
+            problems.append(Problem("Tags", f"{len(self.tags)} tags; MWAA allows at most 50"))
+        for key, item in self.tags.items():
+            if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+                problems.append(
+                    Problem(
+                        f"Tags[{key!r}]",
+                        "keys are 1-128 characters and may not start with 'aws:'; rename it",
+                    )
+                )
+            if len(item) > 256:
+                problems.append(
+                    Problem(f"Tags[{key!r}]", "values are at most 256 characters; shorten it")
+                )
+        return problems
+
+    @property
+    def release_name(self) -> str:
+        """A Helm release name derived from Name (lower case, '-' for '_')."""
+        return re.sub(r"[^a-z0-9-]+", "-", self.name.lower()).strip("-")[:53].rstrip("-")
+
+    def _s3_path_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        for field, path, suffix in (
+            ("DagS3Path", self.dag_s3_path, None),
+            ("PluginsS3Path", self.plugins_s3_path, ".zip"),
+            ("RequirementsS3Path", self.requirements_s3_path, None),
+            ("StartupScriptS3Path", self.startup_script_s3_path, None),
+        ):
+            if path is None:
+                continue
+            if path.startswith(("/", "s3://")) or not path or ".." in path.split("/"):
+                problems.append(
+                    Problem(
+                        field,
+                        f"{path!r} must be a path relative to the bucket "
+                        "(no leading '/', no 's3://', no '..'), e.g. "
+                        f"{'dags' if field == 'DagS3Path' else 'plugins.zip'}",
+                    )
+                )
+            elif suffix and not path.endswith(suffix):
+                problems.append(Problem(field, f"{path!r} must be a {suffix} file"))
+        for kind in ("Plugins", "Requirements", "StartupScript"):
+            path = getattr(self, f"{to_snake(kind)}_s3_path")
+            version = getattr(self, f"{to_snake(kind)}_s3_object_version")
+            if version is not None and path is None:
+                problems.append(
+                    Problem(
+                        f"{kind}S3ObjectVersion",
+                        f"is set but {kind}S3Path is not; set {kind}S3Path or remove the version",
+                    )
+                )
+        return problems
+
+    def _region_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        for field, url in (
+            ("Eks.CeleryQueueUrl", self.eks.celery_queue_url),
+            ("Eks.DagEventQueueUrl", self.eks.dag_event_queue_url),
+        ):
+            match = _AWS_QUEUE_REGION.match(url or "")
+            if match and match.group(1) != self.eks.region:
+                problems.append(
+                    Problem(
+                        field,
+                        f"queue is in {match.group(1)} but Eks.Region is {self.eks.region}; "
+                        "use a queue in the environment's region",
+                    )
+                )
+        return problems
+
+    @property
+    def bucket(self) -> str:
+        match = _BUCKET_ARN.match(self.source_bucket_arn)
+        assert match, "validated above"
+        return match.group(1)
+
+    def to_spec_dict(self) -> dict[str, Any]:
+        """The spec as it is written to YAML: MWAA field names, unset fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _in_range(
+    problems: list[Problem],
+    field: str,
+    value: int | None,
+    allowed: tuple[int, int],
+    class_name: str,
+    what: str,
+    default: int | None = None,
+) -> int:
+    lo, hi = allowed
+    if value is None:
+        return lo if default is None else default
+    if not lo <= value <= hi:
+        allowed_text = f"exactly {lo}" if lo == hi else f"{lo} to {hi}"
+        problems.append(
+            Problem(
+                field,
+                f"{class_name} allows {allowed_text} {what} (got {value}); "
+                f"set {field} to {allowed_text.removeprefix('exactly ')}",
+            )
+        )
+    return value
+
+
+def load_environment(data: Any, source: str = "environment spec") -> Environment:
+    """Validate a parsed spec; raise SpecError listing every problem with its field."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            [Problem("(spec)", "expected a mapping of MWAA fields (Name, EnvironmentClass, ...)")],
+            source,
+        )
+    try:
+        return Environment.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(problems_from(exc), source) from None
+
+
+def load_environment_file(path: Path) -> Environment:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem("(file)", f"not valid YAML: {exc}")], str(path)) from None
+    return load_environment(data, str(path))
+
+
+def dump_environment(env: Environment) -> str:
+    return yaml.safe_dump(env.to_spec_dict(), sort_keys=False, default_flow_style=False)

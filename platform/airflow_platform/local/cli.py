@@ -1,0 +1,129 @@
+"""`airflow-platform local up | status | down`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+local_app = typer.Typer(
+    help="Run the whole platform on this machine: the chart's components as processes.",
+    no_args_is_help=True,
+)
+
+StateOpt = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir",
+        envvar="AIRFLOW_PLATFORM_LOCAL_STATE",
+        help="Where PIDs, logs, data and generated keys are kept.",
+    ),
+]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _platform(state_dir: Path, **kwargs):
+    from airflow_platform.local.platform import LocalPlatform
+
+    console = _console()
+    return console, LocalPlatform(
+        state_dir, progress=lambda msg: console.print(f"[dim]•[/dim] {msg}"), **kwargs
+    )
+
+
+def _fail(console, exc: Exception) -> None:
+    console.print(f"[bold red]error:[/bold red] {exc}")
+    raise typer.Exit(1)
+
+
+@local_app.command()
+def up(
+    state_dir: StateOpt = Path(".local-state"),
+    api_port: Annotated[
+        int | None, typer.Option(help="Port of the UI/API on 127.0.0.1 (default: a free one).")
+    ] = None,
+    values: Annotated[
+        list[Path] | None,
+        typer.Option("--values", "-f", help="Extra chart values files, after the local one."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every component.")] = 600,
+) -> None:
+    """Start everything (safe to re-run: running components are kept)."""
+    from airflow_platform.local.mapping import MappingError
+    from airflow_platform.local.platform import PlatformError
+    from airflow_platform.local.rendering import RenderError
+    from airflow_platform.local.services import ServiceError
+
+    for path in values or []:
+        if not path.is_file():
+            _fail(_console(), ValueError(f"--values {path}: no such file"))
+    console, platform = _platform(state_dir, api_port=api_port, values_files=values or [])
+    try:
+        result = platform.up(timeout=timeout)
+    except (PlatformError, ServiceError, RenderError, MappingError, TimeoutError) as exc:
+        _fail(console, exc)
+        return
+    endpoint = result.moto_endpoint
+    console.print(
+        f"\n[bold green]Airflow is up[/bold green] in {result.seconds:.0f}s "
+        f"({len(result.started)} started, {len(result.kept)} already running)\n"
+        f"  UI:       {result.api_url}\n"
+        f"  login:    {result.username} / {result.password}   (SimpleAuthManager)\n"
+        f"  bucket:   s3://{result.bucket}/{result.dags_prefix}  (moto at {endpoint})\n"
+        f"  upload a DAG:\n"
+        f"    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 "
+        f"--endpoint-url {endpoint} s3 cp my_dag.py s3://{result.bucket}/{result.dags_prefix}\n"
+        f"    or: boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', "
+        f"aws_access_key_id='testing', aws_secret_access_key='testing')"
+        f".upload_file('my_dag.py', '{result.bucket}', '{result.dags_prefix}my_dag.py')\n"
+        f"  logs:     {platform.state.logs}/<component>.log\n"
+        f"  status:   airflow-platform local status    stop: airflow-platform local down"
+    )
+
+
+@local_app.command()
+def status(state_dir: StateOpt = Path(".local-state")) -> None:
+    """Each component, its PID and its health. Exit code 1 when something is unhealthy."""
+    from rich.table import Table
+
+    console, platform = _platform(state_dir)
+    rows = platform.status()
+    if not any(r["pid"] for r in rows):
+        console.print(f"nothing is running (state: {platform.state.root})")
+        raise typer.Exit(1)
+    table = Table("component", "pid", "process", "health", "detail")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            str(row["pid"] or "-"),
+            "[green]alive[/green]" if row["alive"] else "[red]dead[/red]",
+            "[green]healthy[/green]" if row["healthy"] else "[red]unhealthy[/red]",
+            row["detail"],
+        )
+    console.print(table)
+    if not all(r["healthy"] for r in rows):
+        raise typer.Exit(1)
+
+
+@local_app.command()
+def down(
+    state_dir: StateOpt = Path(".local-state"),
+    wipe: Annotated[
+        bool, typer.Option("--wipe", help="Also delete the state (database, logs, keys).")
+    ] = False,
+) -> None:
+    """Stop every process `up` started, by PID; keep the state unless --wipe."""
+    console, platform = _platform(state_dir)
+    stopped = platform.down(wipe=wipe)
+    kept = "" if wipe else f"; state kept in {platform.state.root} (--wipe deletes it)"
+    console.print(f"stopped {len(stopped)} process(es){kept}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(local_app, name="local")

@@ -1,0 +1,160 @@
+"""Render the chart with `helm template` and read the workloads out of it.
+
+This is where the local platform gets every component's command, args, environment,
+volumes, ports and probes: the same manifests a cluster would run.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RELEASE = "airflow"
+NAMESPACE = "airflow"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def find_helm(repo: Path) -> str:
+    candidate = repo / ".cache" / "tools" / "bin" / "helm"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("helm")
+    if not found:
+        raise RenderError(
+            "helm was not found (looked in .cache/tools/bin and PATH): run ./scripts/bootstrap.sh"
+        )
+    return found
+
+
+def helm_template(
+    helm: str,
+    chart: Path,
+    values_files: Iterable[Path],
+    set_string: dict[str, str],
+) -> str:
+    if not (chart / "Chart.yaml").exists():
+        raise RenderError(f"no Helm chart at {chart} (Chart.yaml missing)")
+    argv = [helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE]
+    for path in values_files:
+        argv += ["-f", str(path)]
+    for key, value in sorted(set_string.items()):
+        argv += ["--set-string", f"{key}={value}"]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RenderError(f"`helm template` failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+@dataclass
+class Container:
+    name: str
+    command: list[str]
+    args: list[str]
+    env: list[dict[str, Any]]
+    env_from: list[dict[str, Any]]
+    volume_mounts: list[dict[str, Any]]
+    ports: list[dict[str, Any]]
+    readiness: dict[str, Any] | None
+    liveness: dict[str, Any] | None
+    startup: dict[str, Any] | None
+    restart_policy: str | None  # "Always" marks a native sidecar among init containers
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Container:
+        return cls(
+            name=raw["name"],
+            command=[str(x) for x in raw.get("command") or []],
+            args=[str(x) for x in raw.get("args") or []],
+            env=list(raw.get("env") or []),
+            env_from=list(raw.get("envFrom") or []),
+            volume_mounts=list(raw.get("volumeMounts") or []),
+            ports=list(raw.get("ports") or []),
+            readiness=raw.get("readinessProbe"),
+            liveness=raw.get("livenessProbe"),
+            startup=raw.get("startupProbe"),
+            restart_policy=raw.get("restartPolicy"),
+        )
+
+
+@dataclass
+class Workload:
+    kind: str
+    name: str
+    component: str
+    replicas: int
+    containers: list[Container]
+    init_containers: list[Container]
+    volumes: dict[str, dict[str, Any]]
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def container(self, name: str) -> Container | None:
+        for c in [*self.containers, *self.init_containers]:
+            if c.name == name:
+                return c
+        return None
+
+
+@dataclass
+class Rendering:
+    documents: list[dict[str, Any]]
+
+    @classmethod
+    def parse(cls, text: str) -> Rendering:
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind")]
+        return cls(docs)
+
+    def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
+        return [d for d in self.documents if d["kind"] in kinds]
+
+    def workloads(self) -> list[Workload]:
+        out: list[Workload] = []
+        for doc in self.of_kind("Deployment", "StatefulSet", "Job"):
+            meta = doc["metadata"]
+            spec = doc.get("spec") or {}
+            pod = (spec.get("template") or {}).get("spec") or {}
+            labels = meta.get("labels") or {}
+            replicas = spec.get("replicas", 1) if doc["kind"] != "Job" else 1
+            out.append(
+                Workload(
+                    kind=doc["kind"],
+                    name=meta["name"],
+                    component=labels.get(COMPONENT_LABEL, meta["name"]),
+                    replicas=int(replicas if replicas is not None else 1),
+                    containers=[Container.parse(c) for c in pod.get("containers") or []],
+                    init_containers=[Container.parse(c) for c in pod.get("initContainers") or []],
+                    volumes={v["name"]: v for v in pod.get("volumes") or []},
+                    labels=labels,
+                )
+            )
+        return out
+
+    def workload(self, component: str) -> Workload | None:
+        for w in self.workloads():
+            if w.component == component:
+                return w
+        return None
+
+    def config_maps(self) -> dict[str, dict[str, str]]:
+        return {d["metadata"]["name"]: dict(d.get("data") or {}) for d in self.of_kind("ConfigMap")}
+
+    def secrets(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for d in self.of_kind("Secret"):
+            data = {k: base64.b64decode(v).decode() for k, v in (d.get("data") or {}).items()}
+            data.update(d.get("stringData") or {})
+            out[d["metadata"]["name"]] = data
+        return out
+
+    def services(self) -> list[dict[str, Any]]:
+        return self.of_kind("Service")

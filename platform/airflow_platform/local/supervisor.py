@@ -1,0 +1,151 @@
+"""Processes of the local platform, recorded by PID in the state directory.
+
+Each process runs in its own session (process group), logs to <state>/logs/<name>.log
+and is recorded with its PID and start time, so another invocation (`local down`,
+`local status`) can find it again and never mistakes a recycled PID for ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from airflow_platform.local.state import StateDir
+from airflow_platform.procs import ManagedProcess, tail
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    pid: int
+    create_time: float
+    log: str
+    argv: list[str]
+    stop_signal: int = int(signal.SIGTERM)
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+def _process(pid: int, create_time: float | None = None):  # -> psutil.Process | None
+    import psutil  # local runner only; the platform image does not need it
+
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 1.0:
+            return None  # the PID was recycled by an unrelated process
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+class Supervisor:
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # --- records ------------------------------------------------------------------------
+    def records(self) -> dict[str, ProcessRecord]:
+        raw = self.state.load().get("processes", {})
+        return {name: ProcessRecord(**rec) for name, rec in raw.items()}
+
+    def _store(self, record: ProcessRecord | None, name: str) -> None:
+        data = self.state.load()
+        procs = data.setdefault("processes", {})
+        if record is None:
+            procs.pop(name, None)
+        else:
+            procs[name] = asdict(record)
+        self.state.save(data)
+
+    def record(self, name: str) -> ProcessRecord | None:
+        return self.records().get(name)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        cwd: Path | None = None,
+        stop_signal: int = signal.SIGTERM,
+        ports: dict[str, int] | None = None,
+    ) -> ProcessRecord:
+        log = self.state.log(name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as fh:
+            fh.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+        managed = ManagedProcess(name, argv, log, env=env, cwd=cwd).start()
+        assert managed.proc is not None
+        self._children[managed.pid] = managed.proc
+        proc = _process(managed.pid)
+        record = ProcessRecord(
+            name=name,
+            pid=managed.pid,
+            create_time=proc.create_time() if proc else time.time(),
+            log=str(log),
+            argv=list(argv),
+            stop_signal=int(stop_signal),
+            ports=dict(ports or {}),
+        )
+        self._store(record, name)
+        return record
+
+    def alive(self, name: str) -> bool:
+        rec = self.record(name)
+        if rec is None:
+            return False
+        child = self._children.get(rec.pid)
+        if child is not None and child.poll() is not None:
+            return False
+        return _process(rec.pid, rec.create_time) is not None
+
+    def exit_code(self, name: str) -> int | None:
+        rec = self.record(name)
+        child = self._children.get(rec.pid) if rec else None
+        return child.poll() if child is not None else None
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        return tail(self.state.log(name), lines)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Signal only the main process (e.g. kill -9 a scheduler); returns its PID."""
+        rec = self.record(name)
+        if rec is None or _process(rec.pid, rec.create_time) is None:
+            raise RuntimeError(f"{name} is not running")
+        os.kill(rec.pid, sig)
+        return rec.pid
+
+    def stop(self, name: str, timeout: float = 20.0) -> None:
+        """Stop one process and everything it spawned, by PID; forget its record."""
+        rec = self.record(name)
+        if rec is None:
+            return
+        proc = _process(rec.pid, rec.create_time)
+        if proc is not None:
+            import psutil
+
+            family = [proc, *proc.children(recursive=True)]
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(rec.pid, rec.stop_signal)
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(rec.stop_signal)
+            _, lingering = psutil.wait_procs(family, timeout=timeout)
+            for leftover in lingering:
+                with contextlib.suppress(psutil.Error):
+                    leftover.kill()
+            psutil.wait_procs(lingering, timeout=5)
+        child = self._children.pop(rec.pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=1)
+        self._store(None, name)
+
+    def forget(self, name: str) -> None:
+        self._store(None, name)

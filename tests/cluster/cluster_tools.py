@@ -1,0 +1,103 @@
+"""kubectl and helm bound to the test cluster, and the handle tests receive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cluster_control_plane import ControlPlane
+from cluster_node_agent import NodeAgent
+from kubernetes import client
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+TOOLS_BIN = REPO / ".cache" / "tools" / "bin"
+HELM_PLUGINS = HERE / "helm-plugins"
+
+
+def _tool(name: str) -> str:
+    candidate = TOOLS_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    pytest.fail(f"{name} not found in {TOOLS_BIN}: run ./scripts/bootstrap.sh (make test does)")
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path) -> None:
+        self.binary = _tool("kubectl")
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+
+class Helm:
+    """helm against the test cluster, with its own config/cache/data directories and the
+    tier's post-renderer plugin directory."""
+
+    def __init__(self, kubeconfig: Path, home: Path) -> None:
+        self.binary = _tool("helm")
+        home.mkdir(parents=True, exist_ok=True)
+        self.rewrites = home / "post-render-rewrites.txt"
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+            "HELM_PLUGINS": str(HELM_PLUGINS),
+            "CLUSTER_TEST_PYTHON": sys.executable,
+            "CLUSTER_TEST_REWRITES": str(self.rewrites),
+        }
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 900
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, *args], capture_output=True, text=True, env=self.env, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+
+@dataclass
+class Cluster:
+    control_plane: ControlPlane
+    api: client.ApiClient
+    agent: NodeAgent
+    kubectl: Kubectl
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.control_plane.kubeconfig
