@@ -63,6 +63,21 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
         TIER.end()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    # Modules declaring STEPS = True are one story told in order: remember the first failure.
+    if getattr(item.module, "STEPS", False) and report.failed:
+        item.module.__dict__.setdefault("_failed_step", item.name)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    failed = getattr(item.module, "_failed_step", None)
+    if getattr(item.module, "STEPS", False) and failed:
+        pytest.skip(f"an earlier step failed: {failed}")
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if TIER.started is None:
         return

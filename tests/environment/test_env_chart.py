@@ -53,7 +53,9 @@ def test_chart_renders_the_environment(spec: Path, helm_bin: str, tmp_path: Path
     scheme = "internal" if env.webserver_access_mode == "PRIVATE_ONLY" else "internet-facing"
     assert ingress["alb.ingress.kubernetes.io/scheme"] == scheme
     if env.eks.ingress.certificate_arn:
-        assert ingress["alb.ingress.kubernetes.io/certificate-arn"] == env.eks.ingress.certificate_arn
+        assert (
+            ingress["alb.ingress.kubernetes.io/certificate-arn"] == env.eks.ingress.certificate_arn
+        )
     roles = env.eks.service_account_role_arns
     for component, role in (
         ("scheduler", roles.scheduler),
@@ -69,3 +71,42 @@ def test_chart_renders_the_environment(spec: Path, helm_bin: str, tmp_path: Path
         assert key in out.stdout or value in out.stdout
     for key, value in env.tags.items():
         assert f"{key}: {value}" in out.stdout or f'{key}: "{value}"' in out.stdout
+
+
+KEYS = [
+    "core.parallelism",
+    "celery.worker_autoscale",
+    "a1.b",
+    "core.1x",
+    "secrets.backend_kwargs",
+    "Core.parallelism",
+    "core",
+    "core.parallelism.extra",
+    "core.",
+    ".parallelism",
+    "core-x.y",
+    "1core.x",
+    "core.Parallelism",
+]
+
+
+@pytest.mark.skipif(not (CHART / "values.schema.json").exists(), reason="chart schema not present")
+def test_chart_schema_applies_the_same_config_rules() -> None:
+    import json
+
+    import jsonschema
+
+    from airflow_platform.environment.config_rules import (
+        PLATFORM_OWNED_CONFIG_KEYS,
+        config_option_problems,
+    )
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    options = schema["properties"]["airflowConfigurationOptions"]
+    validator = jsonschema.Draft7Validator(options)
+    for key in [*KEYS, *PLATFORM_OWNED_CONFIG_KEYS]:
+        python_ok = not config_option_problems(key, "x")
+        schema_ok = validator.is_valid({key: "x"})
+        assert python_ok == schema_ok, f"{key!r}: model says {python_ok}, schema {schema_ok}"
+    assert not validator.is_valid({"core.x": "v" * 65_537})
+    assert validator.is_valid({"core.x": "v" * 65_536})

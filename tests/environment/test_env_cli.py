@@ -79,7 +79,12 @@ def test_import_from_stdin_with_an_eks_overlay(tmp_path: Path) -> None:
     raw = (EXAMPLES / "mwaa" / "analytics-prod.get-environment.json").read_text()
     spec = tmp_path / "analytics-prod.yaml"
     out = _run(
-        "import", "-", "-o", str(spec), "--eks", str(EXAMPLES / "eks-overlay.example.yaml"),
+        "import",
+        "-",
+        "-o",
+        str(spec),
+        "--eks",
+        str(EXAMPLES / "eks-overlay.example.yaml"),
         stdin=raw,
     )
     assert out.returncode == 0, out.stderr

@@ -53,20 +53,56 @@ CASES = [
     (BASE, "MinWorkers", 0, "MinWorkers", "1 to 25"),
     (BASE, "MinWorkers", "two", "MinWorkers", "whole number"),
     (BASE, "WeeklyMaintenanceWindowStart", "SUN:03:15", "WeeklyMaintenanceWindowStart", "00 or 30"),
-    (BASE, "WeeklyMaintenanceWindowStart", "SUNDAY:03:30", "WeeklyMaintenanceWindowStart", "MON..SUN"),
-    (BASE, "WeeklyMaintenanceWindowStart", "SUN:24:00", "WeeklyMaintenanceWindowStart", "SUN:03:30"),
+    (
+        BASE,
+        "WeeklyMaintenanceWindowStart",
+        "SUNDAY:03:30",
+        "WeeklyMaintenanceWindowStart",
+        "MON..SUN",
+    ),
+    (
+        BASE,
+        "WeeklyMaintenanceWindowStart",
+        "SUN:24:00",
+        "WeeklyMaintenanceWindowStart",
+        "SUN:03:30",
+    ),
     (BASE, "WebserverAccessMode", "PUBLIC", "WebserverAccessMode", "PRIVATE_ONLY"),
     (BASE, "WorkerReplacementStrategy", "ROLLING", "WorkerReplacementStrategy", "GRACEFUL"),
-    (BASE, "LoggingConfiguration.TaskLogs.LogLevel", "TRACE", "LoggingConfiguration.TaskLogs.LogLevel", "DEBUG"),
-    (BASE, "LoggingConfiguration.TaskLogs.Enabled", "sometimes", "LoggingConfiguration.TaskLogs.Enabled", "true or false"),
+    (
+        BASE,
+        "LoggingConfiguration.TaskLogs.LogLevel",
+        "TRACE",
+        "LoggingConfiguration.TaskLogs.LogLevel",
+        "DEBUG",
+    ),
+    (
+        BASE,
+        "LoggingConfiguration.TaskLogs.Enabled",
+        "sometimes",
+        "LoggingConfiguration.TaskLogs.Enabled",
+        "true or false",
+    ),
     (BASE, "DagS3Path", "/dags", "DagS3Path", "relative to the bucket"),
     (BASE, "DagS3Path", "s3://acme/dags", "DagS3Path", "relative to the bucket"),
     (BASE, "RequirementsS3Path", "../requirements.txt", "RequirementsS3Path", "no '..'"),
     (BASE, "PluginsS3Path", "plugins.tar.gz", "PluginsS3Path", ".zip"),
-    (BASE, "StartupScriptS3Path", _DELETE, "StartupScriptS3ObjectVersion", "set StartupScriptS3Path"),
+    (
+        BASE,
+        "StartupScriptS3Path",
+        _DELETE,
+        "StartupScriptS3ObjectVersion",
+        "set StartupScriptS3Path",
+    ),
     (BASE, "SourceBucketArn", "acme-bucket", "SourceBucketArn", "arn:aws:s3:::"),
     (BASE, "SourceBucketArn", "arn:aws:s3:::Bad_Bucket", "SourceBucketArn", "arn:aws:s3:::"),
-    (BASE, "ExecutionRoleArn", "arn:aws:iam::123:role/x", "ExecutionRoleArn", "arn:aws:iam::123456789012:role/"),
+    (
+        BASE,
+        "ExecutionRoleArn",
+        "arn:aws:iam::123:role/x",
+        "ExecutionRoleArn",
+        "arn:aws:iam::123456789012:role/",
+    ),
     (BASE, "ExecutionRoleArn", "arn:aws:iam::123456789012:user/bob", "ExecutionRoleArn", "role"),
     (BASE, "KmsKey", "arn:aws:kms:us-east-1:123456789012:secret/x", "KmsKey", "key/"),
     (BASE, "Tags", {"aws:owner": "x"}, "Tags['aws:owner']", "aws:"),
@@ -76,13 +112,55 @@ CASES = [
     (BASE, "Eks.Namespace", "Analytics_Prod", "Eks.Namespace", "airflow-analytics"),
     (BASE, "Eks.Region", "useast1", "Eks.Region", "us-east-1"),
     (BASE, "Eks.CeleryQueueUrl", "sqs://queue", "Eks.CeleryQueueUrl", "https://sqs."),
-    (BASE, "Eks.CeleryQueueUrl", "https://sqs.eu-west-1.amazonaws.com/123456789012/q", "Eks.CeleryQueueUrl", "Eks.Region is us-east-1"),
-    (BASE, "Eks.DagEventQueueUrl", "https://sqs.us-east-1.amazonaws.com/queue", "Eks.DagEventQueueUrl", "SQS queue URL"),
-    (BASE, "Eks.ServiceAccountRoleArns.Worker", "worker-role", "Eks.ServiceAccountRoleArns.Worker", "role/"),
-    (BASE, "Eks.ServiceAccountRoleArns.Webserver", "arn:aws:iam::123456789012:role/x", "Eks.ServiceAccountRoleArns.Webserver", "remove it"),
-    (BASE, "Eks.DatabaseSecret.SecretName", "Not A Name", "Eks.DatabaseSecret.SecretName", "Kubernetes Secret name"),
-    (BASE, "Eks.Secrets.FernetKey.Key", "fernet key!", "Eks.Secrets.FernetKey.Key", "Secret data key"),
-    (BASE, "Eks.Ingress.CertificateArn", "arn:aws:iam::123456789012:server-certificate/x", "Eks.Ingress.CertificateArn", "ACM"),
+    (
+        BASE,
+        "Eks.CeleryQueueUrl",
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/q",
+        "Eks.CeleryQueueUrl",
+        "Eks.Region is us-east-1",
+    ),
+    (
+        BASE,
+        "Eks.DagEventQueueUrl",
+        "https://sqs.us-east-1.amazonaws.com/queue",
+        "Eks.DagEventQueueUrl",
+        "SQS queue URL",
+    ),
+    (
+        BASE,
+        "Eks.ServiceAccountRoleArns.Worker",
+        "worker-role",
+        "Eks.ServiceAccountRoleArns.Worker",
+        "role/",
+    ),
+    (
+        BASE,
+        "Eks.ServiceAccountRoleArns.Webserver",
+        "arn:aws:iam::123456789012:role/x",
+        "Eks.ServiceAccountRoleArns.Webserver",
+        "remove it",
+    ),
+    (
+        BASE,
+        "Eks.DatabaseSecret.SecretName",
+        "Not A Name",
+        "Eks.DatabaseSecret.SecretName",
+        "Kubernetes Secret name",
+    ),
+    (
+        BASE,
+        "Eks.Secrets.FernetKey.Key",
+        "fernet key!",
+        "Eks.Secrets.FernetKey.Key",
+        "Secret data key",
+    ),
+    (
+        BASE,
+        "Eks.Ingress.CertificateArn",
+        "arn:aws:iam::123456789012:server-certificate/x",
+        "Eks.Ingress.CertificateArn",
+        "ACM",
+    ),
     (BASE, "Eks.RequirementsOnFailure", "ignore", "Eks.RequirementsOnFailure", "continue"),
 ]
 
@@ -114,8 +192,16 @@ def test_every_owned_config_key_is_refused(key: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["Core.parallelism", "core", "core.parallelism.extra", "core.", ".parallelism", "core-x.y",
-     "core.parallelism.", "1core.x"],
+    [
+        "Core.parallelism",
+        "core",
+        "core.parallelism.extra",
+        "core.",
+        ".parallelism",
+        "core-x.y",
+        "core.parallelism.",
+        "1core.x",
+    ],
 )
 def test_malformed_config_keys_are_refused(key: str) -> None:
     with pytest.raises(SpecError) as caught:
@@ -151,12 +237,20 @@ def test_all_problems_are_reported_at_once() -> None:
     with pytest.raises(SpecError) as caught:
         load_environment(data)
     fields = {p.field for p in caught.value.problems}
-    assert {"AirflowConfigurationOptions['core.executor']", "AirflowConfigurationOptions['BAD']"} <= fields
+    assert fields == {
+        "Schedulers",
+        "MaxWebservers",
+        "AirflowConfigurationOptions['core.executor']",
+        "AirflowConfigurationOptions['BAD']",
+    }
 
 
 def test_class_defaults_follow_mwaa() -> None:
-    data = {k: v for k, v in MICRO.items() if k not in ("Schedulers", "MinWorkers", "MaxWorkers",
-                                                         "MinWebservers", "MaxWebservers")}
+    data = {
+        k: v
+        for k, v in MICRO.items()
+        if k not in ("Schedulers", "MinWorkers", "MaxWorkers", "MinWebservers", "MaxWebservers")
+    }
     micro = load_environment(data)
     assert (micro.schedulers, micro.min_workers, micro.max_workers) == (1, 1, 1)
     assert (micro.min_webservers, micro.max_webservers) == (1, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -82,9 +83,7 @@ def find_bundle(layout: SyncLayout) -> Path | None:
     return None
 
 
-def cache_key(
-    requirements_text: str, constraints_text: str, bundle: Path | None = None
-) -> str:
+def cache_key(requirements_text: str, constraints_text: str, bundle: Path | None = None) -> str:
     digest = hashlib.sha256()
     for part in (
         CACHE_FORMAT,
@@ -219,8 +218,9 @@ class Installer:
         if mode == "tree" and (tree / MARKER).is_file():
             self.log(f"restoring installed packages from the cache ({tree})")
             _clear(target)
-            shutil.copytree(tree, target, symlinks=True, dirs_exist_ok=True,
-                            copy_function=_link_or_copy)
+            shutil.copytree(
+                tree, target, symlinks=True, dirs_exist_ok=True, copy_function=_link_or_copy
+            )
             return InstallResult("tree-cache", key, self._listed(target))
         uv_env = uv_environment(self.environment, cache)
         if mode != "off" and resolved_file.is_file():
@@ -232,8 +232,13 @@ class Installer:
             else:
                 self._finish(target, key, tree if mode == "tree" else None)
                 return InstallResult("wheel-cache", key, self._listed(target))
-        self.log(f"resolving {len(parsed.requirements)} requirement(s) with {constraints.source}")
-        resolved = self._resolve(text, constraints, installed, uv_env, bundle)
+        if bundle:
+            resolved = self._bundle_resolution(bundle, installed)
+        else:
+            self.log(
+                f"resolving {len(parsed.requirements)} requirement(s) with {constraints.source}"
+            )
+            resolved = self._resolve(text, constraints, installed, uv_env)
         self.log(f"installing {len(resolved)} package(s) into {target}")
         install_text = "\n".join([*parsed.options, *resolved]) + "\n"
         self._uv_install(install_text, uv_env, bundle, offline=False)
@@ -251,7 +256,6 @@ class Installer:
         constraints: Constraints,
         installed: dict[str, str],
         uv_env: Mapping[str, str],
-        bundle: Path | None,
     ) -> list[str]:
         essentials = essential_versions(installed)
         with tempfile.TemporaryDirectory(prefix="requirements-") as tmp:
@@ -260,13 +264,49 @@ class Installer:
             cons = Path(tmp) / "constraints.txt"
             cons.write_text(constraints.text)
             out = Path(tmp) / "resolved.txt"
-            args = ["pip", "compile", str(src), "--constraints", str(cons),
-                    "--python", sys.executable, "--no-header", "--no-annotate", "--quiet",
-                    "--output-file", str(out)]
-            if bundle:
-                args += ["--no-index", "--find-links", str(bundle)]
+            args = [
+                "pip",
+                "compile",
+                str(src),
+                "--constraints",
+                str(cons),
+                "--python",
+                sys.executable,
+                "--no-header",
+                "--no-annotate",
+                "--quiet",
+                "--output-file",
+                str(out),
+            ]
             _run_uv(args, uv_env, "resolving requirements.txt")
             lines = out.read_text().splitlines()
+        return self._not_installed(lines, installed, essentials)
+
+    def _bundle_resolution(self, bundle: Path, installed: dict[str, str]) -> list[str]:
+        """A bundle was resolved when it was built (with the image's packages visible, which
+        an offline resolver cannot see): install its lock, if it matches requirements.txt."""
+        requirements = self.settings.layout.requirements
+        try:
+            manifest = json.loads((bundle / "bundle.json").read_text())
+            lock = (bundle / "requirements.lock.txt").read_text().splitlines()
+        except (OSError, ValueError) as exc:
+            raise RequirementsError(
+                f"the wheel bundle in {bundle} is incomplete ({exc}); rebuild it with "
+                "`airflow-platform requirements package`"
+            ) from None
+        digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+        if manifest.get("requirements_sha256") != digest:
+            raise RequirementsError(
+                f"the wheel bundle in {bundle} was built for another requirements.txt; rebuild "
+                "it with `airflow-platform requirements package` and upload it in plugins.zip"
+            )
+        self.log(f"installing from the wheel bundle in {bundle} (no package index)")
+        return self._not_installed(lock, installed, essential_versions(installed))
+
+    @staticmethod
+    def _not_installed(
+        lines: list[str], installed: dict[str, str], essentials: dict[str, str]
+    ) -> list[str]:
         keep: list[str] = []
         for line in lines:
             line = line.strip()
@@ -299,8 +339,18 @@ class Installer:
         with tempfile.TemporaryDirectory(prefix="requirements-") as tmp:
             req = Path(tmp) / "install.txt"
             req.write_text(text)
-            args = ["pip", "install", "--target", str(target), "--no-deps",
-                    "--python", sys.executable, "--quiet", "-r", str(req)]
+            args = [
+                "pip",
+                "install",
+                "--target",
+                str(target),
+                "--no-deps",
+                "--python",
+                sys.executable,
+                "--quiet",
+                "-r",
+                str(req),
+            ]
             if offline:
                 args.append("--offline")
             if bundle:

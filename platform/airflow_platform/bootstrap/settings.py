@@ -81,4 +81,3 @@ class BootstrapSettings:
             startup_timeout=timeout,
             cache_mode=cache_mode,
         )
-

@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
     EndpointConnectionError,
+    FlexibleChecksumError,
     IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
@@ -78,6 +79,11 @@ def error_kind(exc: BaseException) -> str:
         return "connection"
     if isinstance(exc, (IncompleteReadError, ResponseStreamingError)):
         return "truncated"
+    if isinstance(exc, FlexibleChecksumError):
+        return "corrupt"
+    kind = getattr(exc, "kind", None)
+    if isinstance(kind, str):
+        return kind
     if isinstance(exc, ClientError):
         code = error_code(exc)
         if code in {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "429"}:

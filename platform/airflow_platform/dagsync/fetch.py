@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import (
     ConnectionClosedError,
+    FlexibleChecksumError,
     IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
@@ -35,6 +36,10 @@ BODY_ATTEMPTS = 3
 
 class DownloadMismatch(IOError):
     """What was written does not match what S3 announced."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # truncated | corrupt
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,9 @@ def _get_once(
     finally:
         body.close()
     if written != expected:
-        raise DownloadMismatch(f"s3://{bucket}/{key}: got {written} of {expected} bytes")
+        raise DownloadMismatch("truncated", f"s3://{bucket}/{key}: got {written} of {expected} bytes")
     if digest is not None and digest.hexdigest() != etag:
-        raise DownloadMismatch(f"s3://{bucket}/{key}: content does not match its ETag {etag}")
+        raise DownloadMismatch("corrupt", f"s3://{bucket}/{key}: content does not match its ETag {etag}")
     modified = response.get("LastModified")
     return Fetched(
         key=key,
@@ -97,6 +102,7 @@ _retry_body = retry(
     retry=retry_if_exception_type(
         (
             DownloadMismatch,
+            FlexibleChecksumError,
             IncompleteReadError,
             ResponseStreamingError,
             ConnectionClosedError,
@@ -105,7 +111,7 @@ _retry_body = retry(
         )
     ),
     stop=stop_after_attempt(BODY_ATTEMPTS),
-    wait=wait_exponential_jitter(initial=0.2, max=2.0),
+    wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
     reraise=True,
 )
 

@@ -120,7 +120,8 @@ class VersionStore:
             json.dump(meta, fh, ensure_ascii=False, separators=(",", ":"))
             fh.flush()
             os.fsync(fh.fileno())
-        seq = max((_seq(c.name) for c in self.versions.iterdir()), default=0) + 1
+        seq = max((_seq(c.name) for c in self.versions.iterdir()), default=0)
+        seq = max(seq, 0) + 1
         name = f"{seq:08d}-{digest[:12]}"
         os.rename(build.path, self.versions / name)
         fsync_dir(self.versions)

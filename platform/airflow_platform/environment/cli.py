@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
-from rich.console import Console
 
-from airflow_platform.environment.classes import ENVIRONMENT_CLASSES
-from airflow_platform.environment.model import (
-    Environment,
-    dump_environment,
-    load_environment_file,
-)
-from airflow_platform.environment.mwaa_import import import_environment
-from airflow_platform.environment.problems import Problem, SpecError
-from airflow_platform.environment.render import render_values_yaml
+if TYPE_CHECKING:  # the model (pydantic) loads only when an env command runs
+    from rich.console import Console
 
-err = Console(stderr=True, highlight=False)
+    from airflow_platform.environment.model import Environment
+    from airflow_platform.environment.problems import Problem, SpecError
+
+
+@cache
+def _err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
 
 env_app = typer.Typer(
     help="MWAA-shaped environment specs: validate them, render chart values, import from MWAA.",
@@ -30,14 +31,17 @@ env_app = typer.Typer(
 
 
 def _fail(exc: SpecError) -> typer.Exit:
-    err.print("[red]error:[/red] ", end="")
-    err.print(str(exc), soft_wrap=True, markup=False)
+    _err().print("[red]error:[/red] ", end="")
+    _err().print(str(exc), soft_wrap=True, markup=False)
     return typer.Exit(2)
 
 
 def _load(path: Path) -> Environment:
+    from airflow_platform.environment.model import load_environment_file
+    from airflow_platform.environment.problems import SpecError
+
     if not path.is_file():
-        err.print(f"[red]error:[/red] {path}: no such file")
+        _err().print(f"[red]error:[/red] {path}: no such file")
         raise typer.Exit(2)
     try:
         return load_environment_file(path)
@@ -46,6 +50,8 @@ def _load(path: Path) -> Environment:
 
 
 def _summary(env: Environment) -> str:
+    from airflow_platform.environment.classes import ENVIRONMENT_CLASSES
+
     cls = ENVIRONMENT_CLASSES[env.environment_class]
     return (
         f"{env.name}: {env.environment_class} (Airflow {env.airflow_version}), "
@@ -58,9 +64,9 @@ def _summary(env: Environment) -> str:
 
 def _print_problems(title: str, problems: list[Problem], style: str) -> None:
     if problems:
-        err.print(f"[{style}]{title}:[/{style}]")
+        _err().print(f"[{style}]{title}:[/{style}]")
         for problem in problems:
-            err.print(f"  - {problem}", soft_wrap=True, markup=False)
+            _err().print(f"  - {problem}", soft_wrap=True, markup=False)
 
 
 @env_app.command("render")
@@ -75,6 +81,9 @@ def render(
     ] = False,
 ) -> None:
     """Render chart values (to stdout) from an environment spec; a summary goes to stderr."""
+    from airflow_platform.environment.problems import SpecError
+    from airflow_platform.environment.render import render_values_yaml
+
     env = _load(spec)
     missing = env.eks.missing_for_deploy()
     if missing and not allow_incomplete:
@@ -84,10 +93,10 @@ def render(
         output.write_text(text)
     else:
         sys.stdout.write(text)
-    err.print(f"rendered {_summary(env)}", soft_wrap=True, markup=False)
+    _err().print(f"rendered {_summary(env)}", soft_wrap=True, markup=False)
     _print_problems("still to fill in", missing, "yellow")
     target = str(output) if output else "values.yaml"
-    err.print(
+    _err().print(
         f"deploy: helm upgrade --install {env.release_name} charts/airflow-platform "
         f"-n {env.eks.namespace} --create-namespace -f {target}"
     )
@@ -100,7 +109,7 @@ def validate(
     """Check a spec against MWAA's rules and say what a deployment still needs."""
     env = _load(spec)
     missing = env.eks.missing_for_deploy()
-    err.print(f"valid: {_summary(env)}", soft_wrap=True, markup=False)
+    _err().print(f"valid: {_summary(env)}", soft_wrap=True, markup=False)
     _print_problems("still to fill in before deploying", missing, "yellow")
     if missing:
         raise typer.Exit(1)
@@ -108,9 +117,7 @@ def validate(
 
 @env_app.command("import")
 def import_(
-    source: Annotated[
-        str, typer.Argument(help="get-environment JSON file, or - for stdin.")
-    ] = "-",
+    source: Annotated[str, typer.Argument(help="get-environment JSON file, or - for stdin.")] = "-",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the spec here (else stdout).")
     ] = None,
@@ -122,25 +129,31 @@ def import_(
     region: Annotated[str | None, typer.Option(help="AWS region (default: from Arn).")] = None,
 ) -> None:
     """Turn `aws mwaa get-environment` output into an environment spec."""
+    import yaml
+
+    from airflow_platform.environment.model import dump_environment
+    from airflow_platform.environment.mwaa_import import import_environment
+    from airflow_platform.environment.problems import SpecError
+
     try:
         raw = sys.stdin.read() if source == "-" else Path(source).read_text()
     except OSError as exc:
-        err.print(f"[red]error:[/red] {source}: {exc.strerror}")
+        _err().print(f"[red]error:[/red] {source}: {exc.strerror}")
         raise typer.Exit(2) from None
     try:
         document = json.loads(raw)
     except json.JSONDecodeError as exc:
-        err.print(f"[red]error:[/red] {source}: not JSON ({exc}); pass get-environment output")
+        _err().print(f"[red]error:[/red] {source}: not JSON ({exc}); pass get-environment output")
         raise typer.Exit(2) from None
     overlay = None
     if eks is not None:
         try:
             overlay = yaml.safe_load(eks.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            err.print(f"[red]error:[/red] --eks {eks}: {exc}")
+            _err().print(f"[red]error:[/red] --eks {eks}: {exc}")
             raise typer.Exit(2) from None
         if not isinstance(overlay, dict):
-            err.print(f"[red]error:[/red] --eks {eks}: expected a mapping (the Eks section)")
+            _err().print(f"[red]error:[/red] --eks {eks}: expected a mapping (the Eks section)")
             raise typer.Exit(2)
     try:
         result = import_environment(document, overlay, namespace=namespace, region=region)
@@ -149,12 +162,12 @@ def import_(
     text = dump_environment(result.environment)
     if output:
         output.write_text(text)
-        err.print(f"wrote {output}")
+        _err().print(f"wrote {output}")
     else:
         sys.stdout.write(text)
     report = result.report
-    err.print("[green]mapped:[/green] ", end="")
-    err.print(", ".join(report.mapped), soft_wrap=True, markup=False)
+    _err().print("[green]mapped:[/green] ", end="")
+    _err().print(", ".join(report.mapped), soft_wrap=True, markup=False)
     _print_problems("changed", report.changed, "yellow")
     _print_problems("not mapped", report.not_mapped, "cyan")
     _print_problems("still to fill in (Eks section)", report.to_fill, "yellow")

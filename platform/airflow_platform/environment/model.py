@@ -135,7 +135,10 @@ class Ingress(_Spec):
         if value is None:
             return None
         return _check(
-            _ACM, value, "an ACM certificate ARN", "arn:aws:acm:us-east-1:123456789012:certificate/…"
+            _ACM,
+            value,
+            "an ACM certificate ARN",
+            "arn:aws:acm:us-east-1:123456789012:certificate/…",
         )
 
 
@@ -240,8 +243,10 @@ class Environment(_Spec):
     @classmethod
     def _name(cls, value: str) -> str:
         return _check(
-            _NAME, value, "an MWAA environment name (letter first, then letters, digits, - or _; "
-            "at most 80)", "analytics-prod",
+            _NAME,
+            value,
+            "an MWAA environment name (letter first, then letters, digits, - or _; at most 80)",
+            "analytics-prod",
         )
 
     @field_validator("airflow_version")
@@ -283,9 +288,7 @@ class Environment(_Spec):
     def _window(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return _check(
-            _WINDOW, value, "DAY:HH:MM with DAY in MON..SUN and MM 00 or 30", "SUN:03:30"
-        )
+        return _check(_WINDOW, value, "DAY:HH:MM with DAY in MON..SUN and MM 00 or 30", "SUN:03:30")
 
     @field_validator("airflow_configuration_options", mode="before")
     @classmethod

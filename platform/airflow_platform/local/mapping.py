@@ -146,10 +146,13 @@ class PathMap:
         self.prefixes[str(PurePosixPath(container_path))] = local
 
     def apply(self, text: str) -> str:
-        for prefix in sorted(self.prefixes, key=len, reverse=True):
-            pattern = r"(?<![\w.\-/])" + re.escape(prefix) + r"(?=/|$|[\s:;,\"'=])"
-            text = re.sub(pattern, lambda _m, p=prefix: str(self.prefixes[p]), text)
-        return text
+        # One pass over all prefixes, so a mapped path is never mapped again
+        # (/opt/airflow/sync -> <state>/sync must not then match the /tmp mount).
+        if not self.prefixes:
+            return text
+        alternatives = "|".join(re.escape(p) for p in sorted(self.prefixes, key=len, reverse=True))
+        pattern = rf"(?<![\w.\-/])({alternatives})(?=/|$|[\s:;,\"'=])"
+        return re.sub(pattern, lambda m: str(self.prefixes[m.group(1)]), text)
 
 
 class EndpointMap:

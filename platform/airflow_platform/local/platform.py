@@ -36,7 +36,7 @@ from airflow_platform.local.rendering import (
 )
 from airflow_platform.local.services import ServiceError
 from airflow_platform.local.state import StateDir
-from airflow_platform.local.supervisor import Supervisor
+from airflow_platform.local.supervisor import START_MARK, Supervisor
 from airflow_platform.procs import free_port, port_open
 
 REPO = Path(__file__).resolve().parents[3]
@@ -491,7 +491,7 @@ class LocalPlatform:
             if self.state.log(name).exists()
             else ""
         )
-        return text.rsplit("==== ", 1)[-1]
+        return text.rsplit(START_MARK, 1)[-1]
 
     STARTED_LINES = {
         "scheduler": "starting the scheduler",

@@ -19,6 +19,9 @@ from pathlib import Path
 from airflow_platform.local.state import StateDir
 from airflow_platform.procs import ManagedProcess, tail
 
+# Written to a log before each start, so readers can look at the current run only.
+START_MARK = "---- airflow-platform local: starting "
+
 
 @dataclass
 class ProcessRecord:
@@ -80,7 +83,9 @@ class Supervisor:
         log = self.state.log(name)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as fh:
-            fh.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+            fh.write(
+                f"\n{START_MARK}{name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ----\n".encode()
+            )
         managed = ManagedProcess(name, argv, log, env=env, cwd=cwd).start()
         assert managed.proc is not None
         self._children[managed.pid] = managed.proc
