@@ -16,17 +16,14 @@ say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 
-if command -v uv >/dev/null 2>&1; then
-  UV=$(command -v uv)
-else
-  UV="$TOOLS/uv-venv/bin/uv"
-  if [[ ! -x "$UV" ]]; then
-    say "installing uv $UV_VERSION into $TOOLS/uv-venv"
-    "$PYTHON" -m venv "$TOOLS/uv-venv"
-    "$TOOLS/uv-venv/bin/pip" install -q "uv==$UV_VERSION"
-  fi
+# A private, pinned uv: the same resolver on every machine, whatever else is on PATH.
+UV="$TOOLS/uv-venv/bin/uv"
+if [[ ! -x "$UV" ]] || [[ "$("$UV" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
+  say "installing uv $UV_VERSION into $TOOLS/uv-venv"
+  "$PYTHON" -m venv --clear "$TOOLS/uv-venv"
+  "$TOOLS/uv-venv/bin/pip" install -q "uv==$UV_VERSION"
 fi
-ln -sf "$UV" "$TOOLS/bin/uv"
+ln -sfn "$UV" "$TOOLS/bin/uv"
 
 say "syncing .venv from uv.lock (Python: $PYTHON)"
 "$UV" sync --frozen --python "$PYTHON" --python-preference only-system -q

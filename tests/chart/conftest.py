@@ -1,6 +1,6 @@
 """Render the chart with the real helm binary and hand the tests the parsed objects.
 
-Renders are cached per values set for the whole session: `helm template` is fast, but the
+Renders are cached per values set for the whole test run: `helm template` is fast, but the
 specification tests ask for the same few renderings many times.
 """
 

@@ -196,3 +196,19 @@ def test_environment_changes_roll_the_pods(render) -> None:
     assert checksum(base) != checksum(
         render({"airflowConfigurationOptions": {"core.parallelism": "8"}})
     )
+
+
+def test_base_url_follows_the_ingress_host(eks, default) -> None:
+    assert airflow_env(eks, "api-server")["AIRFLOW__API__BASE_URL"] == (
+        "https://airflow.analytics.example.com"
+    )
+    assert "AIRFLOW__API__BASE_URL" not in airflow_env(default, "api-server")
+
+
+def test_auth_manager_is_configurable(render, default) -> None:
+    manager = "airflow.providers.amazon.aws.auth_manager.aws_auth_manager.AwsAuthManager"
+    env = airflow_env(render({"auth": {"manager": manager}}), "api-server")
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == manager
+    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" not in env
+    trial = airflow_env(default, "api-server")
+    assert trial["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/tmp/")

@@ -1,6 +1,6 @@
-"""dagsync wiring (CONTRACTS §3): an init container (--once) and a plain sidecar in every
-Airflow pod but migrations, configured by environment, sharing the sync volume that Airflow
-mounts read-only."""
+"""dagsync wiring: an init container (`airflow-platform dagsync --once`) and a plain sidecar
+in every Airflow pod but migrations, configured by environment, sharing the sync volume
+that Airflow mounts read-only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""environmentClass presets (DESIGN §2): the size of every component and the tasks per
+"""environmentClass presets (MWAA classes): the size of every component and the tasks per
 worker; explicit values win."""
 
 from __future__ import annotations

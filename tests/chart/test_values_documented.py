@@ -24,7 +24,7 @@ def leaf_paths(node: object, prefix: str = "") -> Iterator[str]:
 
 
 def test_every_value_is_commented() -> None:
-    """A key is documented when a comment sits right above it or above one of its parents."""
+    """A value is documented when a comment sits right above it or above one of its parents."""
     stack: list[tuple[int, str, bool]] = []
     previous_is_comment = False
     undocumented = []
@@ -39,7 +39,8 @@ def test_every_value_is_commented() -> None:
             while stack and stack[-1][0] >= indent:
                 stack.pop()
             documented = previous_is_comment or any(d for _, _, d in stack)
-            if not documented:
+            is_value = match.group(3).split("#")[0].strip() != ""
+            if is_value and not documented:
                 undocumented.append(".".join([k for _, k, _ in stack] + [key]))
             stack.append((indent, key, documented))
         previous_is_comment = False

@@ -46,7 +46,7 @@ values, with airflowConfigurationOptions merged over it. Output: YAML {"section.
 {{- $_ := set $cfg "core.simple_auth_manager_passwords_file" "/tmp/simple_auth_manager_passwords.json" -}}
 {{- end -}}
 {{- if $v.ingress.host -}}
-{{- $_ := set $cfg "api.base_url" (printf "%s://%s/" (ternary "https" "http" (ne $v.ingress.certificateArn "")) $v.ingress.host) -}}
+{{- $_ := set $cfg "api.base_url" (printf "%s://%s" (ternary "https" "http" (ne $v.ingress.certificateArn "")) $v.ingress.host) -}}
 {{- end -}}
 {{- with fromYaml (include "airflow-platform.secretsBackend" .root) -}}
 {{- $_ := set $cfg "secrets.backend" .backend -}}

@@ -81,7 +81,7 @@ metadata:
 {{- end -}}
 
 {{/*
-MWAA environment classes (DESIGN §2): tasks per worker and the vCPU/memory of the
+MWAA environment classes (MWAA documentation): tasks per worker and the vCPU/memory of the
 scheduler, worker and webserver. mw1.micro runs scheduler and worker in one MWAA
 container; here each gets the 1 vCPU / 3 GB size.
 */}}

@@ -158,6 +158,11 @@ class LocalPlatform:
     def up(self, timeout: float = 600) -> UpResult:
         began = time.monotonic()
         helm = self.check_tools()
+        if self.requested_api_port and not self._api_alive() and port_open(self.requested_api_port):
+            raise PlatformError(
+                f"port {self.requested_api_port} on 127.0.0.1 (--api-port) is already in use by "
+                "another program: choose another port, or stop what listens there"
+            )
         self.state.root.mkdir(parents=True, exist_ok=True)
         generated = self.state.secrets()
         ports = self._ports()
@@ -306,6 +311,12 @@ class LocalPlatform:
             )
         self.skipped = skipped
         return plan
+
+    def _api_alive(self) -> bool:
+        launch = self.state.load().get("launch", {})
+        return any(
+            v.get("component") == "api-server" and self.sup.alive(n) for n, v in launch.items()
+        )
 
     def api_spec(self, components: list[ProcessSpec]) -> ProcessSpec:
         for spec in components:

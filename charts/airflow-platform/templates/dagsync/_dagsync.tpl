@@ -1,10 +1,10 @@
 {{/*
-The dagsync wiring (CONTRACTS §3): S3 -> the shared sync volume, as an init container
+The dagsync wiring (`airflow-platform dagsync`): S3 -> the shared sync volume, as an init container
 (--once) and a plain sidecar container in every Airflow pod but migrations. A plain container,
 not a native restartPolicy sidecar, so the pod also runs on control planes older than 1.29.
 */}}
 
-{{/* The environment of dagsync (CONTRACTS §3): every flag as its env var. */}}
+{{/* The environment of dagsync: each of its command-line flags has an env var. */}}
 {{- define "airflow-platform.dagsyncEnv" -}}
 {{- $s3 := .Values.dags.s3 -}}
 {{- $sync := .Values.dags.sync -}}

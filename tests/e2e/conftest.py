@@ -1,0 +1,80 @@
+"""One local platform for the whole e2e session (a few minutes, not one per test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_platform.local.api import AirflowApi
+from airflow_platform.local.platform import LocalPlatform
+from airflow_platform.local.services import aws_clients
+from airflow_platform.procs import wait_until
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterator[Path]:
+    # Not under pytest's 0700 tmp dirs: PostgreSQL runs as `nobody` when we are root.
+    root = Path(tempfile.mkdtemp(prefix="airflow-platform-e2e-"))
+    root.chmod(0o755)
+    yield root / "state"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def platform(state_dir: Path) -> Iterator[LocalPlatform]:
+    lp = LocalPlatform(state_dir, progress=lambda msg: print(f"[local] {msg}", flush=True))
+    try:
+        lp.up(timeout=600)
+        yield lp
+    finally:
+        lp.down(wipe=False)
+
+
+@pytest.fixture(scope="session")
+def api(platform: LocalPlatform) -> AirflowApi:
+    return platform.api()
+
+
+@pytest.fixture(scope="session")
+def bucket(platform: LocalPlatform) -> dict[str, str]:
+    data = platform.state.load()
+    return {"name": data["bucket"], "prefix": data["dags_prefix"], "endpoint": data["moto_endpoint"]}
+
+
+@pytest.fixture(scope="session")
+def s3_client(bucket: dict[str, str]):
+    return aws_clients(bucket["endpoint"])[0]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def run_to_end(api: AirflowApi, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+    def finished() -> dict | None:
+        run = api.run(dag_id, run_id)
+        return run if run["state"] in ("success", "failed") else None
+
+    return wait_until(finished, timeout, f"{dag_id} run {run_id} to finish", interval=1.0)  # type: ignore[return-value]
+
+
+def start_run(api: AirflowApi, dag_id: str, timeout: float = 180) -> str:
+    wait_until(lambda: api.dag(dag_id), timeout, f"DAG {dag_id} in the API", interval=0.5)
+    api.unpause(dag_id)
+    run_id = unique("e2e")
+    api.trigger(dag_id, run_id)
+    return run_id
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, indent=1, default=str)[:4000]
+
+
+os.environ.setdefault("AIRFLOW_PLATFORM_E2E", "1")
