@@ -7,12 +7,24 @@ Each capability lives in its own package and contributes its commands through a
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
 from airflow_platform import __version__
 
-CAPABILITIES = ("dagsync", "bootstrap", "environment", "scaling", "local", "chart")
+CAPABILITIES = ("dagsync", "bootstrap", "environment", "scaling", "local")
+
+# The top-level command each capability adds. Containers start through `bootstrap` and
+# `dagsync` on every pod start, so those load only their own capability.
+COMMAND_OWNERS = {
+    "dagsync": "dagsync",
+    "bootstrap": "bootstrap",
+    "requirements": "bootstrap",
+    "env": "environment",
+    "scaling": "scaling",
+    "local": "local",
+}
 
 app = typer.Typer(
     name="airflow-platform",
@@ -33,8 +45,9 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _register_capabilities() -> None:
-    for name in CAPABILITIES:
+def _register_capabilities(argv: list[str]) -> None:
+    owner = COMMAND_OWNERS.get(argv[1]) if len(argv) > 1 else None
+    for name in (owner,) if owner else CAPABILITIES:
         module_name = f"airflow_platform.{name}.cli"
         try:
             module = importlib.import_module(module_name)
@@ -47,7 +60,7 @@ def _register_capabilities() -> None:
         module.register(app)
 
 
-_register_capabilities()
+_register_capabilities(sys.argv)
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -45,7 +44,11 @@ def api(platform: LocalPlatform) -> AirflowApi:
 @pytest.fixture(scope="session")
 def bucket(platform: LocalPlatform) -> dict[str, str]:
     data = platform.state.load()
-    return {"name": data["bucket"], "prefix": data["dags_prefix"], "endpoint": data["moto_endpoint"]}
+    return {
+        "name": data["bucket"],
+        "prefix": data["dags_prefix"],
+        "endpoint": data["moto_endpoint"],
+    }
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +78,3 @@ def start_run(api: AirflowApi, dag_id: str, timeout: float = 180) -> str:
 
 def dump(obj: object) -> str:
     return json.dumps(obj, indent=1, default=str)[:4000]
-
-
-os.environ.setdefault("AIRFLOW_PLATFORM_E2E", "1")
