@@ -7,7 +7,7 @@
 #     with Go 1.15 unpacked from bullseye's golang-1.15-{go,src} (newer Go is not known
 #     to build 1.20);
 #   etcd                                                       <- bookworm `etcd-server` (3.4).
-# Nothing is installed system-wide except rsync (the upstream build needs it): apt runs
+# Nothing is installed system-wide but missing build tools (rsync, make, dpkg-dev): apt runs
 # with a private source list and state directory, packages are unpacked with `dpkg -x`.
 #
 # Result: $KUBE_CACHE/bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler}
@@ -94,6 +94,17 @@ if [[ ! -x "$BIN/etcd" ]]; then
 fi
 say "$("$BIN/etcd" --version | head -1)"
 
+# --- build tools: rsync (the upstream build copies its output with it), make, dpkg-source --
+need=()
+command -v rsync >/dev/null || need+=(rsync)
+command -v make >/dev/null || need+=(make)
+command -v dpkg-source >/dev/null || need+=(dpkg-dev)
+if ((${#need[@]})); then
+  say "installing ${need[*]} (system apt)"
+  apt-get -q install -y --no-install-recommends "${need[@]}" >"$WORK/apt-install.log" 2>&1 ||
+    { cat "$WORK/apt-install.log"; exit 1; }
+fi
+
 # --- kubernetes source -----------------------------------------------------------------
 SRC="$WORK/src"
 if [[ ! -f "$SRC/.unpacked" ]]; then
@@ -107,10 +118,6 @@ if [[ ! -f "$SRC/.unpacked" ]]; then
   touch "$SRC/.unpacked"
 fi
 
-if ! command -v rsync >/dev/null; then
-  say "installing rsync (the upstream build copies its output with it)"
-  apt-get -q install -y --no-install-recommends rsync >/dev/null
-fi
 
 # The tree has no .git: stamp the version the API server reports (helm checks it).
 IFS=. read -r major minor _ <<<"$KUBE_VERSION"
@@ -122,7 +129,7 @@ KUBE_GIT_COMMIT='faecb196815e248d3ecfb03c680a4507229c2a56'
 KUBE_GIT_TREE_STATE='clean'
 EOF
 
-say "building ${BINARIES[*]} with $BUILD_JOBS parallel jobs (7-12 minutes on 2 cores)"
+say "building ${BINARIES[*]} with $BUILD_JOBS parallel jobs (about 6 minutes on 2 idle cores)"
 build_log="$WORK/make.log"
 (
   cd "$SRC"

@@ -165,6 +165,8 @@ def cluster(control_plane: ControlPlane, pytestconfig: pytest.Config) -> Iterato
     progress(pytestconfig, f"{len(agent.nodes)} nodes Ready in zones {', '.join(zones)}")
     yield Cluster(control_plane, api, agent, kubectl)
     agent.stop()
+    for error in agent.errors:  # not failures by themselves; they explain odd pod states
+        progress(pytestconfig, f"node agent: {error}")
 
 
 @pytest.fixture(scope="session")

@@ -293,6 +293,17 @@ def test_upgrade_rolls_exactly_the_workloads_whose_pods_changed(release: Release
     before = release.history["install"]
     rolled = {name for name in hashes if hashes[name] != before.get(name)}
     assert rolled == expected_to_roll
+    print("rolled by the upgrade:", sorted(rolled))
+
+    # The new option and image reached every Airflow container of the rolled workloads.
+    for deployment in release.deployments():
+        if deployment.metadata.name not in rolled:
+            continue
+        for container in deployment.spec.template.spec.containers:
+            env = {e.name: e.value for e in container.env or []}
+            if "AIRFLOW_HOME" in env:  # an Airflow component, not a sidecar
+                assert env.get("AIRFLOW__CORE__PARALLELISM") == "128", container.name
+                assert container.image.endswith(":0.1.1"), container.image
 
     scheduler = next(
         d

@@ -120,7 +120,9 @@ def test_server_stopped_mid_sync_keeps_last_good(
         bucket = new_bucket(client)
         client.put_object(Bucket=bucket, Key="dags/first.py", Body=b"first\n")
         root = tmp_path / "root"
-        assert make_sync(root, bucket).run_cycle("test").ok
+        first = make_sync(root, bucket)
+        assert first.run_cycle("test").ok
+        first.close()
         for i in range(40):
             client.put_object(Bucket=bucket, Key=f"dags/many/{i}.py", Body=b"x" * 1000)
         downloaded: list[str] = []

@@ -60,21 +60,37 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def run_to_end(api: AirflowApi, dag_id: str, run_id: str, timeout: float = 600) -> dict:
-    def finished() -> dict | None:
-        run = api.run(dag_id, run_id)
-        return run if run["state"] in ("success", "failed") else None
-
-    return wait_until(finished, timeout, f"{dag_id} run {run_id} to finish", interval=1.0)  # type: ignore[return-value]
-
-
-def start_run(api: AirflowApi, dag_id: str, timeout: float = 180) -> str:
-    wait_until(lambda: api.dag(dag_id), timeout, f"DAG {dag_id} in the API", interval=0.5)
-    api.unpause(dag_id)
-    run_id = unique("e2e")
-    api.trigger(dag_id, run_id)
-    return run_id
-
-
 def dump(obj: object) -> str:
     return json.dumps(obj, indent=1, default=str)[:4000]
+
+
+class Runs:
+    """Trigger DAG runs through the REST API and wait for them, by polling."""
+
+    def __init__(self, api: AirflowApi) -> None:
+        self.api = api
+
+    def start(self, dag_id: str, timeout: float = 180) -> str:
+        wait_until(lambda: self.api.dag(dag_id), timeout, f"DAG {dag_id} in the API", 0.5)
+        self.api.unpause(dag_id)
+        run_id = unique("e2e")
+        self.api.trigger(dag_id, run_id)
+        return run_id
+
+    def finish(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+        def finished() -> dict | None:
+            run = self.api.run(dag_id, run_id)
+            return run if run["state"] in ("success", "failed") else None
+
+        return wait_until(finished, timeout, f"{dag_id} run {run_id} to finish", 1.0)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def runs(api: AirflowApi) -> Runs:
+    return Runs(api)
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    """unique() and dump() for the tests (conftest modules are not importable by name)."""
+    return type("Helpers", (), {"unique": staticmethod(unique), "dump": staticmethod(dump)})

@@ -130,9 +130,7 @@ def test_flapping_demand_holds_capacity_instead_of_oscillating():
     history = closed_loop(cfg, demand, start=1)
     assert history == [5] * 20
     policy = ScalingPolicy(cfg)
-    actions = [
-        policy.observe(Observation(at, r, q, b, 5)).action for at, r, q, b in demand
-    ]
+    actions = [policy.observe(Observation(at, r, q, b, 5)).action for at, r, q, b in demand]
     assert UP not in actions and IN not in actions
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -248,6 +250,7 @@ class LocalPlatform:
             moto_endpoint=moto_endpoint,
             vault_url=vault_url,
         )
+        self.ensure_watchdog()
         self.wait_healthy(components, timeout)
         api = self.api_spec(components)
         assert api.http_probe is not None
@@ -381,15 +384,16 @@ class LocalPlatform:
     def _ensure(self, spec: ProcessSpec) -> bool:
         """Start `spec` unless the same spec already runs; True when (re)started."""
         fingerprint = _fingerprint([spec.argv, spec.env])
-        known = self.state.load().get("fingerprints", {})
-        if self.sup.alive(spec.name):
-            if known.get(spec.name) == fingerprint:
-                return False
-            self.say(f"{spec.name}: configuration changed, restarting")
-            self.sup.stop(spec.name)
-        self.start_spec(spec)
-        known[spec.name] = fingerprint
-        self.state.update(fingerprints=known)
+        with self.state.locked():
+            known = self.state.load().get("fingerprints", {})
+            if self.sup.alive(spec.name):
+                if known.get(spec.name) == fingerprint:
+                    return False
+                self.say(f"{spec.name}: configuration changed, restarting")
+                self.sup.stop(spec.name)
+            self.start_spec(spec)
+            known[spec.name] = fingerprint
+            self.state.update(fingerprints=known)
         return True
 
     def start_spec(self, spec: ProcessSpec) -> None:
@@ -402,6 +406,15 @@ class LocalPlatform:
         )
         self.state.update(
             launch={**self.state.load().get("launch", {}), spec.name: _launch_record(spec)}
+        )
+
+    def ensure_watchdog(self) -> None:
+        if self.sup.alive("watchdog"):
+            return
+        self.sup.start(
+            "watchdog",
+            [sys.executable, "-m", "airflow_platform.local.watchdog", str(self.state.root)],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
     def migrate(self, jobs: list[ProcessSpec]) -> None:
@@ -532,6 +545,16 @@ class LocalPlatform:
                     "detail": f"127.0.0.1:{port}" if port else "",
                 }
             )
+        watchdog = self.sup.record("watchdog")
+        rows.append(
+            {
+                "name": "watchdog",
+                "pid": watchdog.pid if watchdog else None,
+                "alive": self.sup.alive("watchdog"),
+                "healthy": self.sup.alive("watchdog"),
+                "detail": "restarts components that die",
+            }
+        )
         specs = data.get("specs", {})
         launch = data.get("launch", {})
         api_name = next((n for n, s in specs.items() if s["component"] == "api-server"), None)
@@ -565,7 +588,9 @@ class LocalPlatform:
     def down(self, wipe: bool = False) -> list[str]:
         stopped = []
         records = self.sup.records()
-        order = [n for n in records if n not in INFRA] + [n for n in reversed(INFRA)]
+        # The watchdog first, so nothing is restarted while the rest goes down.
+        apps = [n for n in records if n not in (*INFRA, "watchdog")]
+        order = ["watchdog", *apps, *reversed(INFRA)]
         for name in order:
             if name in records:
                 alive = self.sup.alive(name)
@@ -610,6 +635,10 @@ class LocalPlatform:
 
 def _launch_record(spec: ProcessSpec) -> dict[str, Any]:
     return {
+        "argv": spec.argv,
+        "env": spec.env,
+        "cwd": str(spec.cwd),
+        "restart": True,
         "name": spec.name,
         "component": spec.component,
         "container": spec.container,

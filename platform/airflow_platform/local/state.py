@@ -7,14 +7,21 @@ so that `down` works from another process and `up` can be re-run safely.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import secrets
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_STATE_DIR = Path(".local-state")
+_LOCK_DEPTH: dict[str, int] = {}
+_LOCK_FILES: dict[str, int] = {}
+_THREAD_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,26 @@ class StateDir:
         return self.root / "secrets.json"
 
     # --- persisted documents --------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive across processes (`up`, the watchdog, `down`); re-entrant within one."""
+        key = str(self.root)
+        with _THREAD_LOCK:
+            if _LOCK_DEPTH.get(key, 0) == 0:
+                self.root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                _LOCK_FILES[key] = fd
+            _LOCK_DEPTH[key] = _LOCK_DEPTH.get(key, 0) + 1
+            try:
+                yield
+            finally:
+                _LOCK_DEPTH[key] -= 1
+                if _LOCK_DEPTH[key] == 0:
+                    fd = _LOCK_FILES.pop(key)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+
     def load(self) -> dict[str, Any]:
         try:
             return json.loads(self._state_file.read_text())
@@ -71,15 +98,19 @@ class StateDir:
 
     def save(self, data: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp = self._state_file.with_suffix(f".tmp{os.getpid()}")
+        # Holds each process's environment (database URL, keys): owner-only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True))
         os.replace(tmp, self._state_file)
 
     def update(self, **sections: Any) -> dict[str, Any]:
-        data = self.load()
-        data.update(sections)
-        self.save(data)
-        return data
+        with self.locked():
+            data = self.load()
+            data.update(sections)
+            self.save(data)
+            return data
 
     def secrets(self) -> dict[str, str]:
         """Fernet key, API secret, JWT secret, database and admin passwords, Vault token:

@@ -59,13 +59,14 @@ class Supervisor:
         return {name: ProcessRecord(**rec) for name, rec in raw.items()}
 
     def _store(self, record: ProcessRecord | None, name: str) -> None:
-        data = self.state.load()
-        procs = data.setdefault("processes", {})
-        if record is None:
-            procs.pop(name, None)
-        else:
-            procs[name] = asdict(record)
-        self.state.save(data)
+        with self.state.locked():
+            data = self.state.load()
+            procs = data.setdefault("processes", {})
+            if record is None:
+                procs.pop(name, None)
+            else:
+                procs[name] = asdict(record)
+            self.state.save(data)
 
     def record(self, name: str) -> ProcessRecord | None:
         return self.records().get(name)
@@ -129,6 +130,10 @@ class Supervisor:
 
     def stop(self, name: str, timeout: float = 20.0) -> None:
         """Stop one process and everything it spawned, by PID; forget its record."""
+        with self.state.locked():  # the watchdog must not restart it meanwhile
+            self._stop_locked(name, timeout)
+
+    def _stop_locked(self, name: str, timeout: float) -> None:
         rec = self.record(name)
         if rec is None:
             return
