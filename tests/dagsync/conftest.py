@@ -10,6 +10,7 @@ import pytest
 
 from .support import AWS_TEST_ENV, new_bucket
 
+
 @pytest.fixture(scope="module")
 def aws(moto_server: str) -> Iterator[str]:
     """Module-wide AWS environment pointing at the shared moto server."""

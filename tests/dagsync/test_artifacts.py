@@ -168,7 +168,10 @@ def plugins_env(s3c: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[str
     put(s3c, bucket, "plugins.zip", zip_of({"good/__init__.py": b"GOOD = True\n"}))
     root = tmp_path_factory.mktemp("plugins-root")
     sync = make_sync(
-        root, bucket, plugins_key="plugins.zip", plugins_max_entries=50,
+        root,
+        bucket,
+        plugins_key="plugins.zip",
+        plugins_max_entries=50,
         plugins_max_bytes=32 * 1024 * 1024,
     )
     assert sync.run_cycle("test").ok
@@ -193,6 +196,8 @@ def test_hostile_zip_is_refused_and_previous_plugins_stay(
     files = sorted(str(p.relative_to(layout.plugins)) for p in layout.plugins.rglob("*"))
     assert files == ["good", "good/__init__.py"]
     assert (layout.plugins / "good/__init__.py").read_bytes() == b"GOOD = True\n"
-    leftovers = [p.name for p in (root / "plugins" / ".versions").iterdir() if p.name.startswith(".")]
+    leftovers = [
+        p.name for p in (root / "plugins" / ".versions").iterdir() if p.name.startswith(".")
+    ]
     assert leftovers == []
     assert not Path("/etc/cron.d/evil").exists()

@@ -169,7 +169,10 @@ ls -A {root}/dags/.versions > {out}/versions
     env = {**os.environ, **AWS_TEST_ENV, "AWS_ENDPOINT_URL": aws, "AWS_MAX_ATTEMPTS": "2"}
     done = subprocess.run(
         ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if done.returncode == 99 or "Operation not permitted" in done.stderr:
         pytest.fail(f"cannot mount a tmpfs in a user namespace here: {done.stderr}")

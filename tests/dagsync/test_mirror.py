@@ -11,6 +11,7 @@ import pytest
 
 from airflow_platform.dagsync import versions
 from airflow_platform.paths import SyncLayout
+
 from .support import make_sync, new_bucket, tree
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,9 @@ def test_add_change_delete_nested_and_any_file_type(s3c: Any, bucket: str, tmp_p
     }
     # Unchanged files are hard links into the previous version, not new downloads.
     old_tree = layout.dags.parent / ".versions" / first.dags.version / "tree"  # type: ignore[union-attr]
-    assert os.stat(old_tree / "team/etl/b.py").st_ino == os.stat(layout.dags / "team/etl/b.py").st_ino
+    assert (
+        os.stat(old_tree / "team/etl/b.py").st_ino == os.stat(layout.dags / "team/etl/b.py").st_ino
+    )
     assert second.dags.downloaded_bytes == len(b"a = 2\n") + len(b"n = 1\n")
 
     # Nothing changed: nothing is published.
@@ -111,7 +114,9 @@ def test_empty_prefix_mirrors_the_bucket_except_artifacts(s3c: Any, tmp_path: Pa
     assert layout.startup_script.read_bytes() == b"echo hi\n"
 
 
-def test_prefix_without_slash_does_not_match_siblings(s3c: Any, bucket: str, tmp_path: Path) -> None:
+def test_prefix_without_slash_does_not_match_siblings(
+    s3c: Any, bucket: str, tmp_path: Path
+) -> None:
     put(s3c, bucket, "dags/a.py", b"a\n")
     put(s3c, bucket, "dags2/b.py", b"b\n")
     sync = make_sync(tmp_path, bucket, dags_prefix="dags")
@@ -128,12 +133,17 @@ def test_large_files_arrive_whole(s3c: Any, bucket: str, tmp_path: Path) -> None
     chunks = [os.urandom(5 * 1024 * 1024), os.urandom(1024 * 1024)]
     for number, chunk in enumerate(chunks, start=1):
         etag = s3c.upload_part(
-            Bucket=bucket, Key="dags/data/multi.bin", PartNumber=number,
-            UploadId=upload["UploadId"], Body=chunk,
+            Bucket=bucket,
+            Key="dags/data/multi.bin",
+            PartNumber=number,
+            UploadId=upload["UploadId"],
+            Body=chunk,
         )["ETag"]
         parts.append({"ETag": etag, "PartNumber": number})
     s3c.complete_multipart_upload(
-        Bucket=bucket, Key="dags/data/multi.bin", UploadId=upload["UploadId"],
+        Bucket=bucket,
+        Key="dags/data/multi.bin",
+        UploadId=upload["UploadId"],
         MultipartUpload={"Parts": parts},
     )
     sync = make_sync(tmp_path, bucket, parallelism=4)

@@ -33,7 +33,10 @@ def cli_env(endpoint: str, **extra: str) -> dict[str, str]:
 def run_once(endpoint: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, "dagsync", "--once", "--health-port", "0", *args],
-        env=cli_env(endpoint, **env), capture_output=True, text=True, timeout=180,
+        env=cli_env(endpoint, **env),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -91,14 +94,26 @@ def start_loop(tmp_path: Path, endpoint: str, *args: str) -> tuple[ManagedProces
     port = free_port()
     proc = ManagedProcess(
         "dagsync",
-        [CLI, "dagsync", "--root", str(tmp_path / "root"), "--health-host", "127.0.0.1",
-         "--health-port", str(port), *args],
+        [
+            CLI,
+            "dagsync",
+            "--root",
+            str(tmp_path / "root"),
+            "--health-host",
+            "127.0.0.1",
+            "--health-port",
+            str(port),
+            *args,
+        ],
         tmp_path / "dagsync.log",
         env=cli_env(endpoint),
     ).start()
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: proc.check_alive() or httpx.get(f"{url}/healthz").status_code == 200,
-               90, "dagsync health endpoint")
+    wait_until(
+        lambda: proc.check_alive() or httpx.get(f"{url}/healthz").status_code == 200,
+        90,
+        "dagsync health endpoint",
+    )
     return proc, url
 
 
@@ -108,8 +123,12 @@ def test_loop_readiness_metrics_and_clean_stop(s3c: Any, aws: str, tmp_path: Pat
     try:
         # The bucket does not exist yet: alive, not ready, errors counted.
         wait_until(
-            lambda: metric(httpx.get(f"{url}/metrics").text, "dagsync_errors_total", kind="not_found") >= 1,
-            60, "a failed first sync",
+            lambda: (
+                metric(httpx.get(f"{url}/metrics").text, "dagsync_errors_total", kind="not_found")
+                >= 1
+            ),
+            60,
+            "a failed first sync",
         )
         assert httpx.get(f"{url}/readyz").status_code == 503
         assert not (tmp_path / "root" / ".ready").exists()
@@ -167,18 +186,27 @@ def test_s3_event_lands_without_waiting_for_the_reconcile(
         sqsc.send_message(QueueUrl=queue, MessageBody="{not json")
         sqsc.send_message(QueueUrl=queue, MessageBody=json.dumps({"Records": [{"nope": 1}]}))
         wait_until(
-            lambda: metric(httpx.get(f"{url}/metrics").text, "dagsync_errors_total",
-                           kind="event_malformed") == 2,
-            60, "malformed messages counted",
+            lambda: (
+                metric(
+                    httpx.get(f"{url}/metrics").text, "dagsync_errors_total", kind="event_malformed"
+                )
+                == 2
+            ),
+            60,
+            "malformed messages counted",
         )
 
         def queue_empty() -> bool:
             attrs = sqsc.get_queue_attributes(
                 QueueUrl=queue,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
             )["Attributes"]
             return attrs == {
-                "ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"
+                "ApproximateNumberOfMessages": "0",
+                "ApproximateNumberOfMessagesNotVisible": "0",
             }
 
         # Test event, real events and malformed ones: all deleted once handled.

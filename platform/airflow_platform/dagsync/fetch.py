@@ -85,9 +85,13 @@ def _get_once(
     finally:
         body.close()
     if written != expected:
-        raise DownloadMismatch("truncated", f"s3://{bucket}/{key}: got {written} of {expected} bytes")
+        raise DownloadMismatch(
+            "truncated", f"s3://{bucket}/{key}: got {written} of {expected} bytes"
+        )
     if digest is not None and digest.hexdigest() != etag:
-        raise DownloadMismatch("corrupt", f"s3://{bucket}/{key}: content does not match its ETag {etag}")
+        raise DownloadMismatch(
+            "corrupt", f"s3://{bucket}/{key}: content does not match its ETag {etag}"
+        )
     modified = response.get("LastModified")
     return Fetched(
         key=key,
