@@ -177,7 +177,7 @@ def main() -> None:
         assert count_files(work / "ours" / "dags" / "current") == len(keys)
         assert count_files(work / "awscli") == len(keys)
         try:
-            bundle_log = (work / "bundle.log").open("w")  # noqa: SIM115 - the child's stderr
+            bundle_log = (work / "bundle.log").open("w")
             bundle_proc = subprocess.Popen(
                 [sys.executable, "-c", BUNDLE_SCRIPT, bucket],
                 env=env,

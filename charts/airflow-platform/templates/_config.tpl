@@ -20,6 +20,8 @@ values, with airflowConfigurationOptions merged over it. Output: YAML {"section.
 */}}
 {{- define "airflow-platform.airflowConfig" -}}
 {{- $v := .root.Values -}}
+{{- /* Celery: acks late, prefetch 1 and no soft shutdown timeout make a worker's SIGTERM a
+drain (warm shutdown) that loses no message (airflow-platform scaling celery-env). */ -}}
 {{- $level := (get $v.logging (include "airflow-platform.logType" .)).level -}}
 {{- $cfg := dict
   "core.load_examples" "False"
@@ -31,6 +33,9 @@ values, with airflowConfigurationOptions merged over it. Output: YAML {"section.
   "scheduler.enable_health_check" "True"
   "scheduler.scheduler_health_check_server_port" "8974"
   "celery.worker_concurrency" (include "airflow-platform.tasksPerWorker" .root)
+  "celery.task_acks_late" "True"
+  "celery.worker_prefetch_multiplier" "1"
+  "celery.extra_celery_config" `{"worker_soft_shutdown_timeout": 0}`
   "celery.operation_timeout" (toString $v.celery.operationTimeout)
   "celery_broker_transport_options.region" $v.aws.region
   "celery_broker_transport_options.visibility_timeout" (toString ($v.celery.visibilityTimeout | int))

@@ -43,8 +43,9 @@ LOGS_MOUNT = "/opt/airflow/logs"
 SHARED_MOUNTS = {
     # One disk, one dagsync: every component reads the same published DAGs folder.
     str(DEFAULT_SYNC_ROOT): "sync",
-    # The API server reads task logs from local files when it shares the workers' disk.
-    LOGS_MOUNT: "airflow-logs",
+    # The API server reads task logs from local files when it shares the workers' disk;
+    # the same directory Airflow derives from AIRFLOW_HOME, as in the image.
+    LOGS_MOUNT: "airflow-home/logs",
 }
 # Ports a component opens that the chart leaves at Airflow's defaults; on a shared
 # machine each must be one we picked (the log servers bind every interface).

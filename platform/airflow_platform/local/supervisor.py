@@ -121,11 +121,18 @@ class Supervisor:
         return tail(self.state.log(name), lines)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
-        """Signal only the main process (e.g. kill -9 a scheduler); returns its PID."""
+        """Signal the process and everything it spawned at once, as when a container dies
+        (e.g. kill -9 a scheduler); the record stays, so the watchdog restarts it."""
         rec = self.record(name)
-        if rec is None or _process(rec.pid, rec.create_time) is None:
+        proc = _process(rec.pid, rec.create_time) if rec else None
+        if rec is None or proc is None:
             raise RuntimeError(f"{name} is not running")
-        os.kill(rec.pid, sig)
+        import psutil
+
+        family = [proc, *proc.children(recursive=True)]
+        for member in family:
+            with contextlib.suppress(psutil.Error):
+                member.send_signal(sig)
         return rec.pid
 
     def stop(self, name: str, timeout: float = 20.0) -> None:

@@ -1,0 +1,59 @@
+{{/*
+The worker agent: keeps its pod's controller.kubernetes.io/pod-deletion-cost equal to the
+tasks the worker runs, so a ReplicaSet scale-in removes idle workers first. It is the only
+container of any pod with a Kubernetes API token (a projected, short-lived token mounted in
+this container alone); the Role and the admission policy in rbac/ let that token patch
+nothing but this annotation of this pod. It reads the running tasks from the metadata
+database by the worker's Airflow hostname (the pod's own hostname).
+*/}}
+
+{{- define "airflow-platform.workerAgentContainer" -}}
+{{- $v := .Values -}}
+{{- $agent := $v.workers.deletionCostAgent -}}
+{{- $db := fromJsonArray (include "airflow-platform.databaseSecret" (dict "root" . "component" "worker")) -}}
+name: worker-agent
+image: {{ include "airflow-platform.image" . }}
+imagePullPolicy: {{ $v.image.pullPolicy }}
+command: ["airflow-platform", "scaling", "worker-agent"]
+env:
+  - name: POD_NAME
+    valueFrom: {fieldRef: {fieldPath: metadata.name}}
+  - name: POD_NAMESPACE
+    valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+  - name: WORKER_AGENT_INTERVAL
+    value: {{ $agent.intervalSeconds | toString | quote }}
+  {{- /* Airflow is imported only for its hostname_callable; its files go to the agent's own /tmp. */}}
+  - name: AIRFLOW_HOME
+    value: /tmp/airflow
+  - name: AIRFLOW_CONFIG
+    value: /dev/null
+  - name: PYTHONUNBUFFERED
+    value: "1"
+  {{- with index $v.airflowConfigurationOptions "core.hostname_callable" }}
+  - name: AIRFLOW__CORE__HOSTNAME_CALLABLE
+    value: {{ . | quote }}
+  {{- end }}
+  {{- include "airflow-platform.secretEnv" (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" (index $db 0) (index $db 1)) | nindent 2 }}
+resources:
+  {{- toYaml $agent.resources | nindent 2 }}
+securityContext:
+  {{- include "airflow-platform.containerSecurityContext" . | nindent 2 }}
+volumeMounts:
+  - {name: worker-agent-token, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
+  - {name: worker-agent-tmp, mountPath: /tmp}
+{{- end -}}
+
+{{/* What the kubelet would mount for automountServiceAccountToken, but for one container. */}}
+{{- define "airflow-platform.workerAgentVolumes" -}}
+- name: worker-agent-token
+  projected:
+    sources:
+      - serviceAccountToken: {path: token, expirationSeconds: 3600}
+      - configMap:
+          name: kube-root-ca.crt
+          items: [{key: ca.crt, path: ca.crt}]
+      - downwardAPI:
+          items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]
+- name: worker-agent-tmp
+  emptyDir: {sizeLimit: 64Mi}
+{{- end -}}
