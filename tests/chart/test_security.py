@@ -65,7 +65,10 @@ def test_service_accounts_do_not_mount_api_tokens(default) -> None:
     accounts = default.all("ServiceAccount")
     assert len(accounts) == 6
     assert all(a["automountServiceAccountToken"] is False for a in accounts)
-    assert default.all("Role") == default.all("RoleBinding") == []
+    # The one exception, the worker agent's own-pod deletion cost: test_workers_agent.py.
+    roles = [r["metadata"]["name"] for r in default.all("Role")]
+    assert roles == ["airflow-airflow-platform-worker-agent"]
+    assert [b["roleRef"]["name"] for b in default.all("RoleBinding")] == roles
 
 
 def test_vault_kubernetes_auth_gets_a_vault_only_token(render) -> None:

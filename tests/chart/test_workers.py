@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_platform.scaling.keda import demand_query
+
 from .conftest import container, env_values, pod_spec
 
 pytestmark = pytest.mark.chart
 
-FORMULA = (
-    "SELECT CEIL(COUNT(*)::numeric / {tasks}) FROM task_instance "
-    "WHERE state IN ('running', 'queued')"
-)
-
 
 def _postgres_trigger(rendering) -> dict:
     triggers = rendering.one("ScaledObject", "worker")["spec"]["triggers"]
-    return next(t for t in triggers if t["type"] == "postgresql")
+    return next(t for t in triggers if t["name"] == "running-and-queued")
 
 
 def test_scaled_object_targets_the_worker_deployment_within_min_and_max(eks) -> None:
@@ -31,12 +28,13 @@ def test_scaled_object_targets_the_worker_deployment_within_min_and_max(eks) -> 
 def test_trigger_query_is_mwaa_formula_with_the_class_tasks_per_worker(eks) -> None:
     trigger = _postgres_trigger(eks)
     # mw1.medium runs 10 tasks per worker; the HPA divides by the target of 1 per worker.
-    assert trigger["metadata"] == {"query": FORMULA.format(tasks=10), "targetQueryValue": "1"}
+    assert trigger["metadata"] == {"query": demand_query(10), "targetQueryValue": "1"}
+    assert "/ 10)" in trigger["metadata"]["query"]
 
 
 def test_explicit_tasks_per_worker_wins_in_the_formula_and_concurrency(render) -> None:
     rendering = render({"workers": {"tasksPerWorker": 7}})
-    assert _postgres_trigger(rendering)["metadata"]["query"] == FORMULA.format(tasks=7)
+    assert _postgres_trigger(rendering)["metadata"]["query"] == demand_query(7)
     worker = container(rendering.one("Deployment", "worker"), "worker")
     assert env_values(worker)["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "7"
 
@@ -45,7 +43,8 @@ def test_scale_in_waits_for_the_idle_period(default, render) -> None:
     behavior = default.one("ScaledObject", "worker")["spec"]["advanced"][
         "horizontalPodAutoscalerConfig"
     ]["behavior"]
-    assert behavior == {"scaleDown": {"stabilizationWindowSeconds": 120}}
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 120
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
     custom = render({"workers": {"scaleInIdleSeconds": 300}}).one("ScaledObject", "worker")
     assert (
         custom["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
@@ -96,7 +95,7 @@ def test_hpa_fallback_when_keda_is_off(render) -> None:
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 120
 
 
-@pytest.mark.parametrize(("strategy", "seconds"), [("GRACEFUL", 43200), ("FORCED", 60)])
+@pytest.mark.parametrize(("strategy", "seconds"), [("GRACEFUL", 43200 + 60), ("FORCED", 30)])
 def test_termination_grace_follows_the_replacement_strategy(render, strategy, seconds) -> None:
     worker = render({"workers": {"replacementStrategy": strategy}}).one("Deployment", "worker")
     assert pod_spec(worker)["terminationGracePeriodSeconds"] == seconds

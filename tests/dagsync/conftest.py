@@ -34,3 +34,8 @@ def sqsc(aws: str) -> Any:
 @pytest.fixture
 def bucket(s3c: Any) -> str:
     return new_bucket(s3c)
+
+
+@pytest.fixture(scope="module")
+def snsc(aws: str) -> Any:
+    return boto3.client("sns", endpoint_url=aws)

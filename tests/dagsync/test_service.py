@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,18 +13,11 @@ import httpx
 import pytest
 
 from airflow_platform.paths import SyncLayout
-from airflow_platform.procs import ManagedProcess, free_port, tail, wait_until
+from airflow_platform.procs import tail, wait_until
 
-from .support import AWS_TEST_ENV, new_bucket
+from .support import CLI, cli_env, metric, new_bucket, start_loop
 
 pytestmark = pytest.mark.integration
-
-CLI = str(Path(sys.executable).parent / "airflow-platform")
-
-
-def cli_env(endpoint: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSYNC_")}
-    return {**env, **AWS_TEST_ENV, "AWS_ENDPOINT_URL": endpoint, "AWS_MAX_ATTEMPTS": "2", **extra}
 
 
 def run_once(endpoint: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -81,40 +71,6 @@ def test_strict_refuses_a_non_compliant_bucket(s3c: Any, aws: str, tmp_path: Pat
     assert warned.returncode == 0
     warnings = [json.loads(x) for x in warned.stdout.splitlines() if '"bucket_rule"' in x]
     assert len(warnings) == 2 and all(w["level"] == "warning" for w in warnings)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = rf"^{re.escape(name)}{re.escape('{' + wanted + '}') if wanted else ''} (\S+)$"
-    found = re.search(pattern, text, re.MULTILINE)
-    return float(found.group(1)) if found else float("nan")
-
-
-def start_loop(tmp_path: Path, endpoint: str, *args: str) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    proc = ManagedProcess(
-        "dagsync",
-        [
-            CLI,
-            "dagsync",
-            "--root",
-            str(tmp_path / "root"),
-            "--health-host",
-            "127.0.0.1",
-            "--health-port",
-            str(port),
-            *args,
-        ],
-        tmp_path / "dagsync.log",
-        env=cli_env(endpoint),
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: proc.check_alive() or httpx.get(f"{url}/healthz").status_code == 200,
-        90,
-        "dagsync health endpoint",
-    )
-    return proc, url
 
 
 def test_loop_readiness_metrics_and_clean_stop(s3c: Any, aws: str, tmp_path: Path) -> None:

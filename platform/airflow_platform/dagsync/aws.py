@@ -50,15 +50,32 @@ def s3_client(parallelism: int) -> Any:
     return boto3.session.Session().client("s3", region_name=region, config=config)
 
 
-def sqs_client(queue_url: str = "") -> Any:
+def sqs_client(queue_url: str = "", fallback_region: str | None = None) -> Any:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
         # https://sqs.<region>.amazonaws.com/<account>/<name> names its region.
         match = re.match(r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com", queue_url)
-        region = match.group(1) if match else None
+        region = match.group(1) if match else fallback_region
     # The long poll holds the connection for up to 20 s: the read timeout must exceed it.
     config = Config(retries=_retries(), connect_timeout=10, read_timeout=40)  # type: ignore[arg-type]
     return boto3.session.Session().client("sqs", region_name=region, config=config)
+
+
+def sns_client(region: str) -> Any:
+    """SNS calls go to the topic's own region (the one in its ARN)."""
+    config = Config(retries=_retries(), connect_timeout=10, read_timeout=30)  # type: ignore[arg-type]
+    return boto3.session.Session().client("sns", region_name=region, config=config)
+
+
+# SQS names a missing queue differently in its JSON and query protocols.
+_MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+
+def is_missing_queue(exc: BaseException) -> bool:
+    if not isinstance(exc, ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    return bool({error.get("Code"), error.get("QueryErrorCode")} & _MISSING_QUEUE)
 
 
 def error_code(exc: BaseException) -> str:

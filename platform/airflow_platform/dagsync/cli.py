@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 from airflow_platform.dagsync.settings import (
+    DEFAULT_EVENT_HEARTBEAT,
+    DEFAULT_EVENT_ORPHAN_AFTER,
+    DEFAULT_EVENT_QUEUE_PREFIX,
     DEFAULT_PARALLELISM,
     DEFAULT_PLUGINS_MAX_BYTES,
     DEFAULT_PLUGINS_MAX_ENTRIES,
@@ -46,7 +49,48 @@ def dagsync(
     event_queue_url: Annotated[
         str,
         typer.Option(
-            envvar="DAGSYNC_EVENT_QUEUE_URL", help="SQS queue with the bucket's S3 events."
+            envvar="DAGSYNC_EVENT_QUEUE_URL",
+            help="One SQS queue with the bucket's S3 events. Each event wakes ONE consumer: "
+            "for a single dagsync only; several pods want --event-topic-arn.",
+        ),
+    ] = "",
+    event_topic_arn: Annotated[
+        str,
+        typer.Option(
+            envvar="DAGSYNC_EVENT_TOPIC_ARN",
+            help="SNS topic with the bucket's S3 events: this process subscribes a queue of "
+            "its own, so every pod hears every event.",
+        ),
+    ] = "",
+    event_queue_prefix: Annotated[
+        str,
+        typer.Option(
+            envvar="DAGSYNC_EVENT_QUEUE_PREFIX",
+            help="Name prefix of the per-process queues (scope IAM to it).",
+        ),
+    ] = DEFAULT_EVENT_QUEUE_PREFIX,
+    event_heartbeat: Annotated[
+        float,
+        typer.Option(
+            envvar="DAGSYNC_EVENT_HEARTBEAT", help="Seconds between heartbeats of the own queue."
+        ),
+    ] = DEFAULT_EVENT_HEARTBEAT,
+    event_orphan_after: Annotated[
+        float,
+        typer.Option(
+            envvar="DAGSYNC_EVENT_ORPHAN_AFTER",
+            help="A queue whose heartbeat is older than this is removed by any sidecar.",
+        ),
+    ] = DEFAULT_EVENT_ORPHAN_AFTER,
+    pod_name: Annotated[
+        str,
+        typer.Option(envvar="DAGSYNC_POD_NAME", help="Owner tag of the own queue; '' = hostname."),
+    ] = "",
+    pod_uid: Annotated[
+        str,
+        typer.Option(
+            envvar="DAGSYNC_POD_UID",
+            help="Pod UID: queues of earlier containers of this pod are removed at start.",
         ),
     ] = "",
     plugins_key: Annotated[str, typer.Option(envvar="DAGSYNC_PLUGINS_KEY")] = "",
@@ -90,6 +134,7 @@ def dagsync(
         return
     # Heavy imports (boto3) only once the arguments are known to be good.
     from airflow_platform.dagsync.dags import Cancelled
+    from airflow_platform.dagsync.fanout import EventSetupError
     from airflow_platform.dagsync.service import (
         BucketRulesRefused,
         DagSync,
@@ -117,6 +162,8 @@ def dagsync(
             sync.run_forever()
     except BucketRulesRefused as exc:
         _fail(EXIT_STRICT_REFUSED, str(exc))
+    except EventSetupError as exc:
+        _fail(EXIT_BAD_CONFIG, f"S3 events: {exc}")
     except Cancelled:
         _fail(EXIT_SYNC_FAILED, "stopped before the sync finished; nothing partial was published")
     except OSError as exc:

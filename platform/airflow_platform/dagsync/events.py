@@ -5,6 +5,11 @@ Accepted bodies: S3's own notification ({"Records": [...]}, keys URL-encoded), t
 wrapped by SNS ({"Type": "Notification", "Message": "..."}), and S3's test event. A
 message is deleted only after a sync that started after it arrived succeeded; messages
 that are malformed, tests, or about other buckets/keys are deleted at once.
+
+The queue is either one given queue (--event-queue-url: each message wakes ONE consumer) or
+this process's own queue on the SNS topic (--event-topic-arn, fanout.py). For the latter the
+listener re-creates the queue when it vanishes and asks for a full reconcile, since events
+may have been missed meanwhile.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-from airflow_platform.dagsync.aws import error_kind
+from airflow_platform.dagsync.aws import error_kind, is_missing_queue
 
 LOG = logging.getLogger("airflow_platform.dagsync.events")
 WAIT_SECONDS = 20  # SQS's maximum long poll
@@ -57,9 +62,10 @@ def parse_body(body: str) -> list[tuple[str, str]] | None:
 class EventBatch:
     keys: set[str] = field(default_factory=set)
     receipts: list[str] = field(default_factory=list)
+    full: bool = False  # events may have been lost: list the whole prefix
 
     def __bool__(self) -> bool:
-        return bool(self.receipts)
+        return bool(self.receipts) or self.full
 
 
 class EventListener:
@@ -72,7 +78,10 @@ class EventListener:
         wake: Callable[[], None],
         stop: threading.Event,
         on_error: Callable[[str], None],
+        recover: Callable[[], str] | None = None,
     ) -> None:
+        """`recover` (fan-out mode) creates a fresh queue and returns its URL; it is called
+        when queue_url is empty (setup failed at start) or the queue disappeared."""
         self.client = client
         self.queue_url = queue_url
         self.bucket = bucket
@@ -80,6 +89,7 @@ class EventListener:
         self.wake = wake
         self.stop = stop
         self.on_error = on_error
+        self.recover = recover
         self._lock = threading.Lock()
         self._pending = EventBatch()
         self._thread = threading.Thread(target=self._run, name="dagsync-events", daemon=True)
@@ -100,6 +110,7 @@ class EventListener:
         with self._lock:
             self._pending.keys |= batch.keys
             self._pending.receipts.extend(batch.receipts)
+            self._pending.full = self._pending.full or batch.full
 
     def ack(self, batch: EventBatch) -> None:
         self._delete(batch.receipts)
@@ -118,6 +129,13 @@ class EventListener:
     def _run(self) -> None:
         failures = 0
         while not self.stop.is_set():
+            if not self.queue_url and self.recover is not None:
+                if self._recover():
+                    failures = 0
+                else:
+                    failures += 1
+                    self.stop.wait(min(60.0, 2.0**failures))
+                continue
             try:
                 response = self.client.receive_message(
                     QueueUrl=self.queue_url,
@@ -126,6 +144,15 @@ class EventListener:
                 )
                 failures = 0
             except Exception as exc:
+                if self.stop.is_set():
+                    break  # the queue is being deleted on the way out
+                if self.recover is not None and is_missing_queue(exc):
+                    LOG.warning(
+                        "own event queue disappeared; creating a new one",
+                        extra={"queue": self.queue_url},
+                    )
+                    self.queue_url = ""
+                    continue
                 failures += 1
                 self.on_error(f"events_{error_kind(exc)}")
                 LOG.warning(
@@ -135,6 +162,23 @@ class EventListener:
                 self.stop.wait(min(60.0, 2.0**failures))
                 continue
             self._handle(response.get("Messages", []))
+
+    def _recover(self) -> bool:
+        assert self.recover is not None
+        try:
+            url = self.recover()
+        except Exception as exc:
+            self.on_error("events_setup")
+            LOG.warning(
+                "cannot set up the event queue; the periodic reconcile continues",
+                extra={"error": str(exc)},
+            )
+            return False
+        self.queue_url = url
+        with self._lock:
+            self._pending.full = True  # whatever changed while we had no queue
+        self.wake()
+        return True
 
     def _handle(self, messages: list[dict[str, Any]]) -> None:
         discard: list[str] = []

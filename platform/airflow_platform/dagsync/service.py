@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_platform.dagsync.artifacts import ArtifactError, ArtifactOutcome, ArtifactSync
-from airflow_platform.dagsync.aws import error_kind, s3_client, sqs_client
+from airflow_platform.dagsync.aws import error_kind, s3_client, sns_client, sqs_client
 from airflow_platform.dagsync.bucket_rules import check_bucket
 from airflow_platform.dagsync.dags import Cancelled, DagMirror, DagsOutcome
 from airflow_platform.dagsync.events import EventBatch, EventListener
+from airflow_platform.dagsync.fanout import EventSetupError, FanoutKeeper, FanoutQueue
+from airflow_platform.dagsync.reaper import Reaper
 from airflow_platform.dagsync.settings import DagsyncSettings
 from airflow_platform.dagsync.telemetry import HealthServer, Metrics
 from airflow_platform.dagsync.versions import VersionStore
@@ -73,6 +75,8 @@ class DagSync:
         self.artifacts = ArtifactSync(settings, self.client, self.layout)
         self.ready = False
         self.listener: EventListener | None = None
+        self.fanout: FanoutQueue | None = None
+        self.keeper: FanoutKeeper | None = None
         self.health: HealthServer | None = None
         self._lock_fd: int | None = None
 
@@ -254,7 +258,9 @@ class DagSync:
                 lambda: self.ready,
             )
             self.health.start()
-        if self.settings.event_queue_url:
+        if self.settings.event_topic_arn:
+            self._start_fanout()
+        elif self.settings.event_queue_url:
             self.listener = EventListener(
                 sqs_client(self.settings.event_queue_url),
                 self.settings.event_queue_url,
@@ -262,7 +268,7 @@ class DagSync:
                 self._relevant,
                 self.wake,
                 self.stop,
-                lambda kind: self.metrics.errors.labels(kind).inc(),
+                self._count_error,
             )
             self.listener.start()
         LOG.info(
@@ -272,7 +278,13 @@ class DagSync:
                 "dags_prefix": self.settings.dags_prefix,
                 "root": str(self.settings.root),
                 "interval_s": self.settings.interval,
-                "events": bool(self.settings.event_queue_url),
+                "events": (
+                    "topic"
+                    if self.settings.event_topic_arn
+                    else "queue"
+                    if self.settings.event_queue_url
+                    else "off"
+                ),
             },
         )
         failures = 0
@@ -290,7 +302,7 @@ class DagSync:
                     batch = self.listener.take() if self.listener else EventBatch()
                     if not batch:
                         continue
-                    result = self.run_cycle("event", batch.keys)
+                    result = self.run_cycle("event", None if batch.full else batch.keys)
                 else:
                     # A full listing covers every event received so far.
                     batch = self.listener.take() if self.listener else EventBatch()
@@ -309,9 +321,59 @@ class DagSync:
         except Cancelled:
             pass
         finally:
+            self.stop.set()
+            if self.keeper:
+                self.keeper.join(timeout=5.0)
+            if self.fanout:
+                self.fanout.close()
             if self.listener:
                 self.listener.join(timeout=1.0)
             LOG.info("dagsync stopped", extra={"current": self.dags.current_name()})
+
+    def _count_error(self, kind: str) -> None:
+        self.metrics.errors.labels(kind).inc()
+
+    def _start_fanout(self) -> None:
+        """Own queue on the topic, subscribed BEFORE the first reconcile: a change made
+        after the subscription arrives as an event, one made before is in the listing."""
+        s = self.settings
+        topic_region = s.event_topic_arn.split(":")[3]
+        fanout = FanoutQueue(
+            s, sqs_client(fallback_region=topic_region), sns_client(topic_region), self.metrics
+        )
+        self.fanout = fanout
+        url = ""
+        try:
+            url = fanout.open()
+        except EventSetupError:
+            raise
+        except Exception as exc:  # transient: the listener keeps trying, reconcile runs
+            self._count_error("events_setup")
+            LOG.warning(
+                "cannot set up the event queue yet; retrying, the periodic reconcile continues",
+                extra={"event": "fanout", "error": str(exc)},
+            )
+        self.listener = EventListener(
+            fanout.sqs,
+            url,
+            s.bucket,
+            self._relevant,
+            self.wake,
+            self.stop,
+            self._count_error,
+            recover=fanout.reopen,
+        )
+        self.listener.start()
+        self.keeper = FanoutKeeper(
+            fanout,
+            Reaper(fanout, s.event_orphan_after).run_pass,
+            heartbeat_every=s.event_heartbeat,
+            # Orphans wait at most orphan_after + reap_every (about 1.4x orphan_after).
+            reap_every=s.event_orphan_after / 3,
+            stop=self.stop,
+            on_error=self._count_error,
+        )
+        self.keeper.start()
 
 
 def install_signal_handlers(sync: DagSync) -> None:

@@ -10,10 +10,17 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 # S3's bucket naming rules (general purpose buckets), enough to catch typos like a URL.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# arn:<partition>:sns:<region>:<account>:<topic name>
+TOPIC_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):sns:([a-z0-9-]+):([0-9]{12}):([A-Za-z0-9_-]{1,256})$")
+# SQS queue names are at most 80 characters; the prefix leaves room for a 16-character token.
+_QUEUE_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 
 DEFAULT_PARALLELISM = 16
 DEFAULT_PLUGINS_MAX_ENTRIES = 10_000
 DEFAULT_PLUGINS_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_EVENT_QUEUE_PREFIX = "dagsync-"
+DEFAULT_EVENT_HEARTBEAT = 60.0
+DEFAULT_EVENT_ORPHAN_AFTER = 900.0
 
 
 class SettingsError(ValueError):
@@ -28,6 +35,12 @@ class DagsyncSettings(BaseModel):
     root: Path = Path("/opt/airflow/sync")
     interval: float = 30.0
     event_queue_url: str = ""
+    event_topic_arn: str = ""
+    event_queue_prefix: str = DEFAULT_EVENT_QUEUE_PREFIX
+    event_heartbeat: float = DEFAULT_EVENT_HEARTBEAT
+    event_orphan_after: float = DEFAULT_EVENT_ORPHAN_AFTER
+    pod_name: str = ""
+    pod_uid: str = ""
     plugins_key: str = ""
     plugins_version: str = ""
     requirements_key: str = ""
@@ -76,6 +89,46 @@ class DagsyncSettings(BaseModel):
             )
         return value
 
+    @field_validator("event_topic_arn")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        flag = "--event-topic-arn/DAGSYNC_EVENT_TOPIC_ARN"
+        if value.endswith(".fifo"):
+            raise ValueError(
+                f"{flag} names a FIFO topic ({value!r}); S3 publishes its event notifications "
+                "only to standard topics: create a standard SNS topic"
+            )
+        if not TOPIC_ARN_RE.match(value):
+            hint = " (a queue URL goes in --event-queue-url)" if "sqs" in value else ""
+            raise ValueError(
+                f"{flag} must be an SNS topic ARN such as "
+                f"arn:aws:sns:eu-west-1:123456789012:dag-events, got {value!r}{hint}"
+            )
+        return value
+
+    @field_validator("event_queue_prefix")
+    @classmethod
+    def _queue_prefix(cls, value: str) -> str:
+        if not _QUEUE_PREFIX_RE.match(value):
+            raise ValueError(
+                "--event-queue-prefix/DAGSYNC_EVENT_QUEUE_PREFIX must be 1-60 letters, digits, "
+                f"'-' or '_' (an SQS queue name prefix), got {value!r}"
+            )
+        return value
+
+    @field_validator("event_heartbeat")
+    @classmethod
+    def _heartbeat(cls, value: float) -> float:
+        if not 1 <= value <= 3600:
+            raise ValueError(
+                "--event-heartbeat/DAGSYNC_EVENT_HEARTBEAT must be between 1 and 3600 seconds, "
+                f"got {value}"
+            )
+        return value
+
     @field_validator("parallelism")
     @classmethod
     def _parallelism(cls, value: int) -> int:
@@ -120,6 +173,22 @@ class DagsyncSettings(BaseModel):
                     f"--{name}-version/DAGSYNC_{flag}_VERSION is set but "
                     f"--{name}-key/DAGSYNC_{flag}_KEY is empty; set the key too"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _event_source(self) -> DagsyncSettings:
+        if self.event_queue_url and self.event_topic_arn:
+            raise ValueError(
+                "--event-queue-url/DAGSYNC_EVENT_QUEUE_URL and --event-topic-arn/"
+                "DAGSYNC_EVENT_TOPIC_ARN are alternatives: set the topic (every pod hears every "
+                "event) or the queue (each event wakes one consumer), not both"
+            )
+        if self.event_orphan_after < 3 * self.event_heartbeat:
+            raise ValueError(
+                f"--event-orphan-after/DAGSYNC_EVENT_ORPHAN_AFTER ({self.event_orphan_after:g}) "
+                "must be at least 3 heartbeats (--event-heartbeat/DAGSYNC_EVENT_HEARTBEAT = "
+                f"{self.event_heartbeat:g}), or a live sidecar's queue could be taken for an orphan"
+            )
         return self
 
     @property

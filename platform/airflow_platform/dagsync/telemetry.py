@@ -92,6 +92,29 @@ class Metrics:
         self.versions = Counter(
             "dagsync_published_versions", "Versions published", ["kind"], registry=r
         )
+        # Fan-out mode (--event-topic-arn): this process's own queue on the topic.
+        self.event_subscribed = Gauge(
+            "dagsync_event_subscribed",
+            "1 while this process's own queue is subscribed to the event topic",
+            registry=r,
+        )
+        self.event_subscriptions = Counter(
+            "dagsync_event_subscriptions",
+            "Own queue subscribed to / unsubscribed from the event topic",
+            ["action"],
+            registry=r,
+        )
+        self.event_heartbeat = Gauge(
+            "dagsync_event_heartbeat_timestamp_seconds",
+            "Last heartbeat tag written on this process's own event queue",
+            registry=r,
+        )
+        self.event_reaped = Counter(
+            "dagsync_event_orphans_reaped",
+            "Queues and subscriptions of dead dagsync processes removed by this one",
+            ["kind", "reason"],
+            registry=r,
+        )
         self._last_success = 0.0
         self._started = time.time()
 

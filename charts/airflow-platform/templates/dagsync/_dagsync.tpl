@@ -8,12 +8,17 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
 {{- define "airflow-platform.dagsyncEnv" -}}
 {{- $s3 := .Values.dags.s3 -}}
 {{- $sync := .Values.dags.sync -}}
+{{- if and $sync.eventTopicArn $sync.eventQueueUrl }}
+{{- fail "\ndags.sync.eventTopicArn and dags.sync.eventQueueUrl are alternatives: keep eventTopicArn (every pod hears every S3 event) and set eventQueueUrl to \"\"." }}
+{{- end }}
 {{- $vars := dict
   "DAGSYNC_BUCKET" $s3.bucket
   "DAGSYNC_DAGS_PREFIX" $s3.dagsPrefix
   "AIRFLOW_PLATFORM_SYNC_ROOT" "/opt/airflow/sync"
   "DAGSYNC_INTERVAL" ($sync.intervalSeconds | int | toString)
   "DAGSYNC_EVENT_QUEUE_URL" $sync.eventQueueUrl
+  "DAGSYNC_EVENT_TOPIC_ARN" $sync.eventTopicArn
+  "DAGSYNC_EVENT_QUEUE_PREFIX" (ternary (include "airflow-platform.dagsyncQueuePrefix" .) "" (not (empty $sync.eventTopicArn)))
   "DAGSYNC_PLUGINS_KEY" $s3.pluginsKey
   "DAGSYNC_PLUGINS_VERSION" $s3.pluginsVersion
   "DAGSYNC_REQUIREMENTS_KEY" $s3.requirementsKey
@@ -33,6 +38,19 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
   value: {{ $value | quote }}
 {{- end }}
 {{- end }}
+{{- if $sync.eventTopicArn }}
+{{- /* Owner tag of the pod's own event queue; the UID lets a restarted container remove
+       the queue its predecessor left behind. */}}
+- name: DAGSYNC_POD_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.name}}
+- name: DAGSYNC_POD_UID
+  valueFrom: {fieldRef: {fieldPath: metadata.uid}}
+{{- end }}
+{{- end -}}
+
+{{/* Name prefix of the per-pod event queues: the value, or dagsync-<environmentName>-. */}}
+{{- define "airflow-platform.dagsyncQueuePrefix" -}}
+{{- .Values.dags.sync.eventQueuePrefix | default (printf "dagsync-%s" .Values.environmentName | trunc 59 | printf "%s-") -}}
 {{- end -}}
 
 {{/* The dagsync container: the init copy (--once) or the sidecar loop. Input: (dict "root" $ "once" bool). */}}

@@ -22,9 +22,10 @@ env:
     valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
   - name: WORKER_AGENT_INTERVAL
     value: {{ $agent.intervalSeconds | toString | quote }}
-  {{- /* Airflow is imported only for its hostname_callable; its files go to the agent's own /tmp. */}}
-  - name: AIRFLOW_HOME
-    value: /tmp/airflow
+  {{- /* Airflow is imported only for its hostname_callable: its home (~/airflow) is in the
+  agent's own scratch space. */}}
+  - name: HOME
+    value: /tmp
   - name: AIRFLOW_CONFIG
     value: /dev/null
   - name: PYTHONUNBUFFERED
@@ -34,6 +35,16 @@ env:
     value: {{ . | quote }}
   {{- end }}
   {{- include "airflow-platform.secretEnv" (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" (index $db 0) (index $db 1)) | nindent 2 }}
+{{- /* The agent serves nothing: it is live and ready while its process (PID 1) runs, neither a
+zombie nor stopped. A failing agent never holds the worker back: the cost only orders scale-in. */}}
+{{- range $probe := list "livenessProbe" "readinessProbe" }}
+{{ $probe }}:
+  exec:
+    command: ["sh", "-c", "case \"$(sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' /proc/1/status)\" in Z|T|'') exit 1 ;; esac"]
+  periodSeconds: 30
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end }}
 resources:
   {{- toYaml $agent.resources | nindent 2 }}
 securityContext:
