@@ -4,9 +4,11 @@ One moto server, 5,000 objects of ~2 KB. Cold sync and incremental sync after ch
 1% of the objects: `airflow-platform dagsync --once` against `aws s3 sync --delete`
 (awscli from PyPI, installed on demand into its own venv because it pins botocore) and
 Airflow's S3DagBundle refresh. Then event mode: S3 put -> file visible locally, p50/p95
-over 50 uploads.
+over 50 uploads, with one SQS queue (one consumer) and in fan-out mode (S3 -> SNS -> one
+queue per sidecar; put -> visible in EVERY sidecar's folder, as in every pod).
 
-    .venv/bin/python bench/dagsync/run.py [--objects 5000] [--uploads 50]
+    .venv/bin/python bench/dagsync/run.py [--objects 5000] [--uploads 50] [--sidecars 3]
+    .venv/bin/python bench/dagsync/run.py --fanout-only   # only the fan-out figures
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".cache" / "tools"
 AWSCLI_VENV = TOOLS / "awscli-venv"
 BIN = Path(sys.executable).parent
-GOALS = "goals: incremental >= 5x faster than aws s3 sync; cold not slower; event p95 < 2 s"
+GOALS = (
+    "goals: incremental >= 5x faster than aws s3 sync; cold not slower; event p95 < 2 s "
+    "(one queue, and in every sidecar in fan-out mode)"
+)
 
 
 def awscli() -> Path:
@@ -91,12 +96,75 @@ def bundle_result(proc: subprocess.Popen[str]) -> float:
     raise ValueError("the S3DagBundle script ended without a result")
 
 
+def percentiles(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered)
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
+    return f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+
+
+def fanout_latencies(
+    s3: object, bucket: str, endpoint: str, env: dict[str, str], work: Path, uploads: int, n: int
+) -> list[float]:
+    """Fan-out mode: n sidecars on one topic; seconds from put until the file is visible in
+    every sidecar's DAGs folder (the slowest one counts, like the worker that lags)."""
+    sns = boto3.client("sns", endpoint_url=endpoint)
+    topic = sns.create_topic(Name="dagsync-bench-fanout")["TopicArn"]
+    s3.put_bucket_notification_configuration(  # type: ignore[attr-defined]
+        Bucket=bucket,
+        NotificationConfiguration={
+            "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    roots = [work / f"fanout-{i}" for i in range(n)]
+    sidecars = [
+        ManagedProcess(
+            f"dagsync-fanout-{i}",
+            [
+                str(BIN / "airflow-platform"),
+                "dagsync",
+                *("--bucket", bucket, "--root", str(root), "--interval", "3600"),
+                *("--event-topic-arn", topic, "--health-port", "0"),
+            ],
+            work / f"fanout-{i}.log",
+            env=env,
+        ).start()
+        for i, root in enumerate(roots)
+    ]
+    try:
+        for sidecar, root in zip(sidecars, roots, strict=True):
+            wait_until(
+                lambda s=sidecar, r=root: s.check_alive() or (r / ".ready").exists(),
+                300,
+                f"{sidecar.name} ready",
+            )
+        latencies = []
+        for k in range(uploads):
+            rel = f"fanout/new_{k:03d}.py"
+            targets = [root / "dags" / "current" / rel for root in roots]
+            started = time.perf_counter()
+            s3.put_object(Bucket=bucket, Key=f"dags/{rel}", Body=b"x = 1\n")  # type: ignore[attr-defined]
+            while not all(t.exists() for t in targets):
+                if time.perf_counter() - started > 120:
+                    raise RuntimeError(
+                        f"{rel} did not reach every sidecar; see {work}/fanout-*.log"
+                    )
+                time.sleep(0.002)
+            latencies.append(time.perf_counter() - started)
+        return latencies
+    finally:
+        for sidecar in sidecars:
+            sidecar.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=5000)
     parser.add_argument("--uploads", type=int, default=50)
+    parser.add_argument("--sidecars", type=int, default=3, help="dagsync processes in fan-out")
+    parser.add_argument("--fanout-only", action="store_true", help="only the fan-out figures")
     args = parser.parse_args()
-    aws = awscli()
+    aws = None if args.fanout_only else awscli()
     work = Path(tempfile.mkdtemp(prefix="dagsync-bench-"))
     port = free_port()
     moto = ManagedProcess(
@@ -149,6 +217,14 @@ def main() -> None:
                 )
             )
 
+        if args.fanout_only:
+            fanout = fanout_latencies(s3, bucket, endpoint, env, work, args.uploads, args.sidecars)
+            print(
+                f"fan-out mode ({args.sidecars} sidecars, {len(keys)} objects) put -> visible "
+                f"in all over {len(fanout)} uploads: {percentiles(fanout)}"
+            )
+            return
+        assert aws is not None
         ours = [
             str(BIN / "airflow-platform"),
             "dagsync",
@@ -294,9 +370,9 @@ def main() -> None:
                     raise RuntimeError(f"{rel} did not arrive; see {work / 'events.log'}")
                 time.sleep(0.002)
             latencies.append(time.perf_counter() - started)
-        latencies.sort()
-        p50 = statistics.median(latencies)
-        p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
+        listener.stop()  # the topic below replaces its queue as the bucket's destination
+        print(f"fan-out mode, {args.sidecars} sidecars ...", flush=True)
+        fanout = fanout_latencies(s3, bucket, endpoint, env, work, args.uploads, args.sidecars)
 
         print()
         print(
@@ -330,8 +406,12 @@ def main() -> None:
             )
             print(f"ratio cold S3DagBundle / dagsync: {b['cold'] / d['cold']:.2f}x")
         print(
-            f"event mode put -> visible over {len(latencies)} uploads: p50 {p50 * 1000:.0f} ms, "
-            f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+            f"event mode (one queue) put -> visible over {len(latencies)} uploads: "
+            f"{percentiles(latencies)}"
+        )
+        print(
+            f"fan-out mode ({args.sidecars} sidecars) put -> visible in all over "
+            f"{len(fanout)} uploads: {percentiles(fanout)}"
         )
         print(GOALS)
     finally:

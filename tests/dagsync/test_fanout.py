@@ -25,7 +25,7 @@ from airflow_platform.dagsync.fanout import (
     FanoutQueue,
 )
 from airflow_platform.dagsync.reaper import MAX_REAPED, Reaper
-from airflow_platform.dagsync.settings import build_settings
+from airflow_platform.dagsync.settings import SettingsError, build_settings
 from airflow_platform.dagsync.telemetry import Metrics
 from airflow_platform.paths import SyncLayout
 from airflow_platform.procs import ManagedProcess, tail, wait_until
@@ -362,3 +362,22 @@ def test_bad_topic_gives_a_clear_error(s3c: Any, sqsc: Any, aws: str, tmp_path: 
     assert done.returncode == 2, done.stderr
     assert "does not exist" in done.stderr and "--event-topic-arn" in done.stderr
     assert queues(sqsc, prefix) == {}  # the queue made before the failed subscribe is gone
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"event_queue_prefix": "has space"}, "--event-queue-prefix/DAGSYNC_EVENT_QUEUE_PREFIX"),
+        ({"event_queue_prefix": "x" * 61}, "--event-queue-prefix/DAGSYNC_EVENT_QUEUE_PREFIX"),
+        ({"event_heartbeat": 0}, "--event-heartbeat/DAGSYNC_EVENT_HEARTBEAT"),
+        (
+            {"event_heartbeat": 60, "event_orphan_after": 120},
+            "--event-orphan-after/DAGSYNC_EVENT_ORPHAN_AFTER",
+        ),
+        ({"event_topic_arn": "dag-events"}, "arn:aws:sns:eu-west-1:123456789012:dag-events"),
+    ],
+)
+def test_fanout_settings_name_the_flag(values: dict[str, Any], expected: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        build_settings(bucket="my-bucket", **values)
+    assert expected in str(refused.value)

@@ -104,6 +104,7 @@ class FanoutQueue:
         self.region = str(sqs.meta.region_name)
         self.account = ""  # learnt from the first queue URL
         self.current: OwnQueue | None = None
+        self._closed = False  # no new queue once the process is stopping
         self._lock = threading.Lock()
 
     # -- naming ----------------------------------------------------------------------------
@@ -138,6 +139,8 @@ class FanoutQueue:
 
         Raises EventSetupError when retrying cannot help; other errors are transient."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError("dagsync is stopping; no new event queue")
             name = self._new_name()
             now = str(int(time.time()))
             tags = {
@@ -211,8 +214,10 @@ class FanoutQueue:
         self.metrics.event_heartbeat.set(now)
 
     def close(self, reason: str = "stopping") -> None:
-        """Unsubscribe first (no more deliveries), then delete the queue. Best effort."""
+        """Unsubscribe first (no more deliveries), then delete the queue. Best effort.
+        After a close for "stopping", open() refuses (the listener may still try)."""
         with self._lock:
+            self._closed = self._closed or reason == "stopping"
             own, self.current = self.current, None
             if own is None:
                 return

@@ -90,8 +90,14 @@ def _fingerprint(obj: Any) -> str:
 
 
 def is_airflow(container: Container) -> bool:
+    """An Airflow component: `airflow ...` or the entrypoint wrapping it. Other platform
+    containers (e.g. the worker's pod-deletion-cost agent) talk to the Kubernetes API,
+    which does not exist locally, and are not run."""
     argv = [*container.command, *container.args]
-    return bool(argv) and Path(argv[0]).name in ("airflow-platform", "airflow")
+    if not argv:
+        return False
+    name = Path(argv[0]).name
+    return name == "airflow" or (name == "airflow-platform" and argv[1:2] == ["bootstrap"])
 
 
 def is_dagsync(container: Container) -> bool:
@@ -226,6 +232,7 @@ class LocalPlatform:
         self.state.update(component_ports=ctx.ports)
         self._write_simple_auth_passwords(plan, generated)
 
+        self.report_skipped()
         self.migrate(plan["migrations"])
         started, kept = [], []
         self.say("starting dagsync (S3 -> DAGs folder)")
@@ -268,6 +275,7 @@ class LocalPlatform:
 
     def render(self, helm: str, runtime: dict[str, str]) -> Rendering:
         text = helm_template(helm, CHART, self.values_files, runtime)
+        self.state.root.mkdir(parents=True, exist_ok=True)
         self.state.rendered.write_text(text)
         return Rendering.parse(text)
 
@@ -286,7 +294,8 @@ class LocalPlatform:
                         dagsync_source = (workload, container)
                     continue
                 if container in workload.init_containers or not is_airflow(container):
-                    skipped.append(f"{workload.kind}/{workload.name}:{container.name}")
+                    if container not in workload.init_containers:
+                        skipped.append(f"{workload.component}/{container.name}")
                     continue
                 if workload.kind == "Job":
                     plan["migrations"].append(
@@ -314,6 +323,13 @@ class LocalPlatform:
             )
         self.skipped = skipped
         return plan
+
+    def report_skipped(self) -> None:
+        extra = [
+            s for s in self.skipped if not s.endswith((":dagsync-init", ":wait-for-migrations"))
+        ]
+        if extra:
+            self.say("not run locally (they need the Kubernetes API): " + ", ".join(extra))
 
     def _api_alive(self) -> bool:
         launch = self.state.load().get("launch", {})

@@ -1,0 +1,87 @@
+"""The chart's rendering -> local processes mapping, without starting anything."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from airflow_platform.local.mapping import LocalContext
+from airflow_platform.local.platform import LocalPlatform
+from airflow_platform.local.rendering import find_helm
+
+pytestmark = pytest.mark.chart
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIME = {
+    "celery.sqsQueueUrl": "http://127.0.0.1:4566/123456789012/celery",
+    "dags.s3.bucket": "local-bucket",
+    "dags.sync.eventQueueUrl": "http://127.0.0.1:4566/123456789012/events",
+    "secretsBackend.vault.url": "http://127.0.0.1:8200",
+    "aws.region": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory):
+    lp = LocalPlatform(tmp_path_factory.mktemp("render") / "state")
+    rendering = lp.render(find_helm(REPO), RUNTIME)
+    ctx = LocalContext(
+        state=lp.state,
+        values=lp.values(),
+        generated=lp.state.secrets(),
+        database_url="postgresql://airflow:pw@127.0.0.1:5999/airflow",
+        moto_endpoint="http://127.0.0.1:4566",
+        vault_url="http://127.0.0.1:8200",
+        vault_token="root-token",
+        region="us-east-1",
+        ports={},
+    )
+    return lp, lp.plan(rendering, ctx)
+
+
+def test_every_chart_component_becomes_a_process(plan) -> None:
+    _, p = plan
+    names = sorted(s.name for s in p["components"])
+    assert names == [
+        "api-server-0",
+        "dag-processor-0",
+        "scheduler-0",
+        "scheduler-1",
+        "triggerer-0",
+        "worker-0",
+    ]
+    assert [s.name for s in p["migrations"]] == ["migrations"]
+    assert [s.name for s in p["dagsync"]] == ["dagsync"]
+
+
+def test_no_container_path_port_or_service_name_is_left(plan) -> None:
+    lp, p = plan
+    for spec in p["components"] + p["migrations"] + p["dagsync"]:
+        text = json.dumps([spec.argv, spec.env])
+        assert "/opt/airflow" not in text, spec.name
+        assert ".svc" not in text, spec.name
+        assert spec.env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+        for port in spec.ports.values():
+            assert port not in (8080, 8099, 8793, 8794, 8974), spec.name
+    api = next(s for s in p["components"] if s.name == "api-server-0")
+    assert api.http_probe is not None
+    api_port = api.http_probe[1]
+    assert api.env["AIRFLOW__API__PORT"] == str(api_port)
+    for spec in p["components"]:
+        url = spec.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+        assert re.fullmatch(rf"http://127\.0\.0\.1:{api_port}/execution/?", url), url
+        assert spec.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("127.0.0.1:5999/airflow")
+        assert spec.env["AIRFLOW__CORE__DAGS_FOLDER"] == str(lp.state.sync_root / "dags/current")
+
+
+def test_vault_backend_keeps_paths_and_uses_the_dev_token(plan) -> None:
+    _, p = plan
+    worker = next(s for s in p["components"] if s.name == "worker-0")
+    kwargs = json.loads(worker.env["AIRFLOW__SECRETS__BACKEND_KWARGS"])
+    assert kwargs["auth_type"] == "token" and kwargs["token"] == "root-token"
+    assert kwargs["url"] == "http://127.0.0.1:8200"
+    assert not [k for k in kwargs if k.startswith("kubernetes_")]
+    assert (kwargs["mount_point"], kwargs["connections_path"]) == ("airflow", "connections")
