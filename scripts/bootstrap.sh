@@ -71,6 +71,14 @@ with zipfile.ZipFile(src) as z:
         os.replace(tmp, os.path.join(dest, target))
 PY
 fi
+# Debian's Chromium renders the UI in the end-to-end tests (headless; no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing chromium (Debian) for the UI end-to-end test"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 say "helm:    $("$TOOLS/bin/helm" version --short)"
 say "kubectl: $("$TOOLS/bin/kubectl" version --client 2>/dev/null | head -1)"
 say "ready: .venv (CLI: .venv/bin/airflow-platform), tools in $TOOLS/bin"

@@ -48,6 +48,23 @@ def _process(pid: int, create_time: float | None = None):  # -> psutil.Process |
         return None
 
 
+def _wait_gone(procs: list, timeout: float) -> list:
+    """Wait until each process is gone or a zombie (a dead process we are not the parent
+    of stays a zombie until init reaps it); returns those still running."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    running.append(proc)
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.05)
+
+
 class Supervisor:
     def __init__(self, state: StateDir) -> None:
         self.state = state
@@ -153,11 +170,11 @@ class Supervisor:
                 os.killpg(rec.pid, rec.stop_signal)
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(rec.stop_signal)
-            _, lingering = psutil.wait_procs(family, timeout=timeout)
+            lingering = _wait_gone(family, timeout)
             for leftover in lingering:
                 with contextlib.suppress(psutil.Error):
                     leftover.kill()
-            psutil.wait_procs(lingering, timeout=5)
+            _wait_gone(lingering, 5)
         child = self._children.pop(rec.pid, None)
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
