@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,21 +11,18 @@ import boto3
 import pytest
 
 from airflow_platform.procs import ManagedProcess, free_port, port_open, wait_until
+from airflow_platform.tools import ToolNotFoundError, find_tool
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS_BIN = REPO / ".cache" / "tools" / "bin"
 CHART = REPO / "charts" / "airflow-platform"
 
 
 def tool(name: str) -> str:
     """A bootstrapped tool (helm, kubectl) or the one on PATH."""
-    candidate = TOOLS_BIN / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found: run ./scripts/bootstrap.sh (make test does)")
-    return found
+    try:
+        return find_tool(name, REPO)
+    except ToolNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -7,26 +7,27 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
+
+from airflow_platform.tools import ToolNotFoundError, find_tool
 
 from .conftest import CHART
 
 pytestmark = pytest.mark.chart
 
-CHECKOV = Path(__file__).resolve().parents[2] / ".cache" / "tools" / "bin" / "checkov"
-
 
 @pytest.fixture(scope="module")
 def checkov_report(default, tmp_path_factory) -> dict:
-    if not CHECKOV.exists():
-        pytest.fail(f"{CHECKOV} is missing: run ./scripts/bootstrap.sh (make test does)")
+    try:
+        checkov = find_tool("checkov")
+    except ToolNotFoundError as exc:
+        pytest.fail(str(exc))
     manifests = tmp_path_factory.mktemp("checkov") / "airflow-platform.yaml"
     manifests.write_text(default.text)
     done = subprocess.run(
-        [str(CHECKOV), "-f", str(manifests), "--framework", "kubernetes", "-o", "json", "--quiet"],
+        [checkov, "-f", str(manifests), "--framework", "kubernetes", "-o", "json", "--quiet"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,21 +13,19 @@ from cluster_control_plane import ControlPlane
 from cluster_node_agent import NodeAgent
 from kubernetes import client
 
+from airflow_platform.tools import ToolNotFoundError, find_tool
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-TOOLS_BIN = REPO / ".cache" / "tools" / "bin"
 HELM_PLUGINS = HERE / "helm-plugins"
 
 
 def _tool(name: str) -> str:
     """The bootstrapped helm/kubectl, else the one on PATH."""
-    candidate = TOOLS_BIN / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found: run ./scripts/bootstrap.sh (make test does)")
-    return found
+    try:
+        return find_tool(name, REPO)
+    except ToolNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 class Kubectl:
