@@ -26,9 +26,18 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+# Worker scaling for the session (1..3 workers, 3 tasks each, 12 s idle window) and a
+# short task heartbeat timeout; the other tests run unchanged with it.
+E2E_VALUES = Path(__file__).parent / "data" / "values-e2e.yaml"
+
+
 @pytest.fixture(scope="session")
 def platform(state_dir: Path) -> Iterator[LocalPlatform]:
-    lp = LocalPlatform(state_dir, progress=lambda msg: print(f"[local] {msg}", flush=True))
+    lp = LocalPlatform(
+        state_dir,
+        values_files=[E2E_VALUES],
+        progress=lambda msg: print(f"[local] {msg}", flush=True),
+    )
     try:
         lp.up(timeout=600)
         yield lp

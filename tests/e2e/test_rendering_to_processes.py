@@ -85,3 +85,52 @@ def test_vault_backend_keeps_paths_and_uses_the_dev_token(plan) -> None:
     assert kwargs["url"] == "http://127.0.0.1:8200"
     assert not [k for k in kwargs if k.startswith("kubernetes_")]
     assert (kwargs["mount_point"], kwargs["connections_path"]) == ("airflow", "connections")
+
+
+def test_workers_scale_by_the_rendered_scaled_object(plan) -> None:
+    lp, p = plan
+    scaling = lp.scaling
+    # The local values (min 1, max 3), the mw1.small concurrency, the chart's idle window.
+    assert (scaling.min_workers, scaling.max_workers) == (1, 3)
+    assert scaling.tasks_per_worker == 5
+    assert scaling.scale_in_idle_seconds == 120
+    assert scaling.source.startswith("ScaledObject ")
+    names = [s.name for s in p["workers"]]
+    assert names == [f"worker-{i}" for i in range(2 * scaling.max_workers)]
+    assert [s.name for s in p["components"] if s.component == "worker"] == ["worker-0"]
+    hostnames = {s.env["AIRFLOW_PLATFORM_POD_HOSTNAME"] for s in p["workers"]}
+    log_ports = {s.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] for s in p["workers"]}
+    assert len(hostnames) == len(log_ports) == len(names)
+    api = next(s for s in p["components"] if s.name == "api-server-0")
+    # The API server fetches live logs from the port of replica 0, as a Service would.
+    assert (
+        api.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
+        == p["workers"][0].env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
+    )
+    for spec in p["workers"]:
+        assert spec.argv[-2:] == ["celery", "worker"]
+        assert spec.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"].endswith("hostname.pod_hostname")
+
+
+def test_without_keda_the_workers_scale_by_the_rendered_hpa(tmp_path: Path) -> None:
+    extra = tmp_path / "values.yaml"
+    extra.write_text(
+        "workers: {keda: {enabled: false}, tasksPerWorker: 2, scaleInIdleSeconds: 30}\n"
+    )
+    lp = LocalPlatform(tmp_path / "state", values_files=[extra])
+    rendering = lp.render(find_helm(REPO), RUNTIME)
+    ctx = LocalContext(
+        state=lp.state,
+        values=lp.values(),
+        generated=lp.state.secrets(),
+        database_url="postgresql://airflow:pw@127.0.0.1:5999/airflow",
+        moto_endpoint="http://127.0.0.1:4566",
+        vault_url="http://127.0.0.1:8200",
+        vault_token="root-token",
+        region="us-east-1",
+        ports={},
+    )
+    lp.plan(rendering, ctx)
+    assert lp.scaling.source.startswith("HorizontalPodAutoscaler ")
+    assert (lp.scaling.min_workers, lp.scaling.max_workers) == (1, 3)
+    assert (lp.scaling.tasks_per_worker, lp.scaling.scale_in_idle_seconds) == (2, 30)

@@ -125,5 +125,24 @@ def down(
     console.print(f"stopped {len(stopped)} process(es){kept}")
 
 
+@local_app.command()
+def drain(
+    worker: Annotated[str, typer.Argument(help="The worker process, e.g. worker-1.")],
+    state_dir: StateOpt = Path(".local-state"),
+) -> None:
+    """Scale one worker in as the autoscaler does: SIGTERM to its Celery main process, which
+    finishes its running tasks, then exits; the watchdog does not restart it."""
+    console, platform = _platform(state_dir)
+    workers = platform.workers()
+    if worker not in workers:
+        _fail(console, ValueError(f"no worker {worker!r}; running: {', '.join(workers) or 'none'}"))
+    try:
+        pid = platform.drain_worker(worker, reason="local drain")
+    except RuntimeError as exc:
+        _fail(console, exc)
+        return
+    console.print(f"{worker}: SIGTERM sent to pid {pid}; it exits once its running tasks end")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(local_app, name="local")

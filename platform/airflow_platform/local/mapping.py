@@ -17,6 +17,8 @@ module changes, and nothing else:
 | Service DNS names (`svc[.ns[.svc...]]:port`)  | 127.0.0.1:<the local port behind it>          |
 | (no AWS endpoint in a cluster)                | AWS_ENDPOINT_URL=moto, test credentials       |
 | serviceAccount-based Vault auth               | token auth with the dev server's root token   |
+| a worker pod's own hostname (task_instance.   | the pod name, through `hostname_callable`     |
+| hostname) and its log server port             | (hostname.py); each extra worker its own port |
 
 Values that only exist at run time (queue URLs, the Vault address, the bucket) are given
 to `helm template` as --set-string, so the chart renders them itself.
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from airflow_platform.local.hostname import HOSTNAME_CALLABLE, POD_HOSTNAME_ENV
 from airflow_platform.local.rendering import NAMESPACE, Container, Rendering, Workload
 from airflow_platform.local.state import StateDir
 from airflow_platform.paths import DEFAULT_SYNC_ROOT, SYNC_ROOT_ENV
@@ -63,6 +66,8 @@ LISTEN_PORT_ENV = {
 }
 # Listeners Airflow binds to 0.0.0.0 by default: loopback only on a shared machine.
 LOOPBACK_ENV = ("AIRFLOW__API__HOST", "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST")
+HOSTNAME_CALLABLE_ENV = "AIRFLOW__CORE__HOSTNAME_CALLABLE"
+WORKER_LOG_PORT_ENV = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
 PORT_FLAGS = ("--port", "-p", "--health-port", "--metrics-port")
 HOST_FLAGS = ("--host", "--hostname", "-H")
 
@@ -421,6 +426,22 @@ class Mapper:
             cwd=self.ctx.state.airflow_home,
             notes=notes,
         )
+
+    def worker_process(self, workload: Workload, container: Container, replica: int) -> ProcessSpec:
+        """A Celery worker replica: its own Airflow hostname (the pod name), so busy and idle
+        workers can be told apart, and beyond replica 0 its own log server port (the
+        API server's configured port, like the Service, points at replica 0)."""
+        spec = self.process(workload, container, replica)
+        if HOSTNAME_CALLABLE_ENV not in spec.env:
+            spec.env[HOSTNAME_CALLABLE_ENV] = HOSTNAME_CALLABLE
+            spec.env[POD_HOSTNAME_ENV] = f"{workload.name}-{replica}"
+            spec.notes.append("hostname: the pod name")
+        if replica > 0 and WORKER_LOG_PORT_ENV in spec.env:
+            shared = int(spec.env[WORKER_LOG_PORT_ENV])
+            own = self.ctx.port_for(f"{spec.name}:{WORKER_LOG_PORT_ENV}")
+            spec.env[WORKER_LOG_PORT_ENV] = str(own)
+            spec.ports = {c: own if p == shared else p for c, p in spec.ports.items()}
+        return spec
 
     def _rewrite_flags(self, argv: list[str], ports: dict[int, int], process: str) -> list[str]:
         out: list[str] = []

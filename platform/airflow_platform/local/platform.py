@@ -3,7 +3,8 @@
 Order of `up`: PostgreSQL, moto and OpenBao -> seed the bucket, queues and Vault ->
 upload the example DAGs -> `helm template` -> the migrations Job (skipped when the same
 rendering already migrated this database) -> dagsync (ready after its first sync) ->
-every Airflow component at once -> wait until each is healthy.
+every Airflow component at once (minWorkers Celery workers) -> wait until each is healthy.
+The watchdog then restarts what dies and scales the workers (autoscaler.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,15 @@ import yaml
 
 from airflow_platform.local import services
 from airflow_platform.local.api import AirflowApi
+from airflow_platform.local.autoscaler import (
+    WORKER_COMPONENT,
+    ScalingConfigError,
+    WorkerScaling,
+    drain,
+    read_decisions,
+    worker_scaling,
+)
+from airflow_platform.local.hostname import POD_HOSTNAME_ENV
 from airflow_platform.local.http import status_of
 from airflow_platform.local.mapping import LocalContext, Mapper, ProcessSpec
 from airflow_platform.local.rendering import (
@@ -120,6 +130,7 @@ class LocalPlatform:
         self.requested_api_port = api_port
         self.overrides = overrides or {}
         self.say = progress
+        self.scaling: WorkerScaling | None = None  # from the rendering, by plan()
 
     # --- configuration ------------------------------------------------------------------
     def values(self) -> dict[str, Any]:
@@ -195,7 +206,9 @@ class LocalPlatform:
             connections_path=vault.get("connectionsPath", "connections"),
             variables_path=vault.get("variablesPath", "variables"),
         )
-        aws = services.seed_aws(moto_endpoint)
+        aws = services.seed_aws(
+            moto_endpoint, int(values.get("celery", {}).get("visibilityTimeout", 43200))
+        )
         prefix = values.get("dags", {}).get("s3", {}).get("dagsPrefix", "dags/")
         uploaded = services.upload_dags(moto_endpoint, EXAMPLE_DAGS, prefix + "examples/")
         self.say(
@@ -246,10 +259,15 @@ class LocalPlatform:
                 120,
                 "dagsync's first sync",
             )
-        components = plan["components"]
-        self.say("starting " + ", ".join(s.name for s in components))
-        for spec in components:
+        components = [s for s in plan["components"] if s.component != WORKER_COMPONENT]
+        # The autoscaler's configuration first: the watchdog must know the pool (and that a
+        # worker draining is not to be restarted) before it sees any worker.
+        self.state.update(autoscaling=self._autoscaling_record(plan["workers"], ctx))
+        workers = self._choose_workers(plan["workers"])
+        self.say("starting " + ", ".join(s.name for s in components + workers))
+        for spec in components + workers:
             (started if self._ensure(spec) else kept).append(spec.name)
+        components = components + workers
         self.state.update(
             specs={s.name: self._spec_summary(s) for s in plan["dagsync"] + components},
             bucket=aws.bucket,
@@ -281,7 +299,12 @@ class LocalPlatform:
 
     def plan(self, rendering: Rendering, ctx: LocalContext) -> dict[str, list[ProcessSpec]]:
         mapper = Mapper(rendering, ctx)
-        plan: dict[str, list[ProcessSpec]] = {"migrations": [], "dagsync": [], "components": []}
+        plan: dict[str, list[ProcessSpec]] = {
+            "migrations": [],
+            "dagsync": [],
+            "components": [],
+            "workers": [],  # every worker replica the autoscaler may run
+        }
         skipped: list[str] = []
         dagsync_source: tuple[Workload, Container] | None = None
         for workload in rendering.workloads():
@@ -301,6 +324,18 @@ class LocalPlatform:
                     plan["migrations"].append(
                         mapper.process(workload, container, 0, name=workload.component)
                     )
+                    continue
+                if workload.component == WORKER_COMPONENT:
+                    try:
+                        self.scaling = worker_scaling(rendering, workload, container)
+                    except ScalingConfigError as exc:
+                        raise PlatformError(str(exc)) from exc
+                    pool = [
+                        mapper.worker_process(workload, container, replica)
+                        for replica in range(self.scaling.pool_size)
+                    ]
+                    plan["workers"] = pool
+                    plan["components"] += pool[: self.scaling.min_workers]
                     continue
                 for replica in range(workload.replicas):
                     plan["components"].append(mapper.process(workload, container, replica))
@@ -323,6 +358,30 @@ class LocalPlatform:
             )
         self.skipped = skipped
         return plan
+
+    def _autoscaling_record(self, pool: list[ProcessSpec], ctx: LocalContext) -> dict[str, Any]:
+        return {
+            "config": asdict(self.scaling),
+            "pool": [s.name for s in pool],
+            "hostnames": {s.name: s.env.get(POD_HOSTNAME_ENV, "") for s in pool},
+            "launch": {
+                s.name: {**_launch_record(s), "fingerprint": _fingerprint([s.argv, s.env])}
+                for s in pool
+            },
+            # The local equivalent of the kedaDatabase Secret the ScaledObject reads.
+            "database_url": ctx.database_url,
+        }
+
+    def _choose_workers(self, pool: list[ProcessSpec]) -> list[ProcessSpec]:
+        """Workers `up` ensures: those the autoscaler runs (not draining), topped up to
+        minWorkers with free names; the autoscaler adds or drains the rest."""
+        assert self.scaling is not None
+        data = self.state.load()
+        records = data.get("processes", {})
+        draining = data.get("draining", {})
+        active = [s for s in pool if s.name in records and s.name not in draining]
+        free = [s for s in pool if s.name not in records]
+        return active + free[: max(0, self.scaling.min_workers - len(active))]
 
     def report_skipped(self) -> None:
         extra = [
@@ -571,7 +630,9 @@ class LocalPlatform:
                 "detail": "restarts components that die",
             }
         )
-        specs = data.get("specs", {})
+        autoscaling = data.get("autoscaling") or {}
+        pool = autoscaling.get("pool", [])
+        specs = {n: s for n, s in data.get("specs", {}).items() if n not in pool}
         launch = data.get("launch", {})
         api_name = next((n for n, s in specs.items() if s["component"] == "api-server"), None)
         health = {}
@@ -599,6 +660,58 @@ class LocalPlatform:
                     "detail": detail,
                 }
             )
+        if autoscaling:
+            rows += self._worker_rows(data, health)
+        return rows
+
+    def _worker_rows(self, data: dict[str, Any], health: dict[str, Any]) -> list[dict[str, Any]]:
+        """The workers the autoscaler runs, then its last decision."""
+        autoscaling = data["autoscaling"]
+        draining = data.get("draining", {})
+        decisions = read_decisions(self.state)
+        running = {n: w.get("running_tasks", 0) for n, w in decisions.get("workers", {}).items()}
+        rows: list[dict[str, Any]] = []
+        for name in autoscaling["pool"]:
+            rec = self.sup.record(name)
+            if rec is None:
+                continue
+            alive = self.sup.alive(name)
+            if name in draining:
+                since = time.time() - draining[name]["since"]
+                ok, detail = alive, f"draining: SIGTERM {since:.0f}s ago"
+            else:
+                spec = _spec_from_launch(autoscaling["launch"][name])
+                ok, detail = self.component_health(spec, health)
+            detail += f"; {running.get(name, 0)} running task(s)"
+            rows.append(
+                {"name": name, "pid": rec.pid, "alive": alive, "healthy": ok, "detail": detail}
+            )
+        decision = decisions.get("decision")
+        config = autoscaling["config"]
+        limits = (
+            f"{config['min_workers']}..{config['max_workers']} workers, "
+            f"{config['tasks_per_worker']} tasks each, {config['scale_in_idle_seconds']:g}s idle"
+        )
+        if decision:
+            age = time.time() - decisions["at"]
+            obs = decisions["observation"]
+            detail = (
+                f"{decision['action']} -> {decision['desired']} ({decision['reason']}); "
+                f"{obs['running']} running, {obs['queued']} queued; {limits}; {age:.0f}s ago"
+            )
+        else:
+            detail = f"no decision yet; {limits}"
+        fresh = bool(decision) and time.time() - decisions["at"] < 30
+        watchdog = self.sup.alive("watchdog")
+        rows.append(
+            {
+                "name": "autoscaler",
+                "pid": None,
+                "alive": watchdog,
+                "healthy": watchdog and (fresh or not decision),
+                "detail": detail,
+            }
+        )
         return rows
 
     def down(self, wipe: bool = False) -> list[str]:
@@ -614,6 +727,8 @@ class LocalPlatform:
                 if alive:
                     stopped.append(name)
                     self.say(f"stopped {name}")
+        if self.state.root.exists():
+            self.state.update(draining={})
         if wipe and self.state.root.exists():
             shutil.rmtree(self.state.root)
             self.say(f"wiped {self.state.root}")
@@ -647,6 +762,31 @@ class LocalPlatform:
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
         return self.sup.kill(name, sig)
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        """Worker processes now: pid, alive, draining, Airflow hostname."""
+        data = self.state.load()
+        autoscaling = data.get("autoscaling") or {}
+        records = data.get("processes", {})
+        return {
+            name: {
+                "pid": records[name]["pid"],
+                "alive": self.sup.alive(name),
+                "draining": name in data.get("draining", {}),
+                "hostname": autoscaling["hostnames"].get(name, ""),
+            }
+            for name in autoscaling.get("pool", [])
+            if name in records
+        }
+
+    def scaling_decisions(self) -> dict[str, Any]:
+        """The autoscaler's last observation and decision, workers and recent events."""
+        return read_decisions(self.state)
+
+    def drain_worker(self, name: str, reason: str = "requested") -> int:
+        """What a scale-in does to a worker: SIGTERM to its Celery main process (warm
+        shutdown); the watchdog forgets it once it has exited. Returns the PID."""
+        return drain(self.state, name, reason=reason)
 
 
 def _launch_record(spec: ProcessSpec) -> dict[str, Any]:

@@ -97,6 +97,7 @@ class Workload:
     init_containers: list[Container]
     volumes: dict[str, dict[str, Any]]
     labels: dict[str, str] = field(default_factory=dict)
+    termination_grace_seconds: int = 30  # Kubernetes' default when the pod sets none
 
     def container(self, name: str) -> Container | None:
         for c in [*self.containers, *self.init_containers]:
@@ -135,9 +136,21 @@ class Rendering:
                     init_containers=[Container.parse(c) for c in pod.get("initContainers") or []],
                     volumes={v["name"]: v for v in pod.get("volumes") or []},
                     labels=labels,
+                    termination_grace_seconds=int(pod.get("terminationGracePeriodSeconds", 30)),
                 )
             )
         return out
+
+    def scaler_of(self, workload: Workload) -> dict[str, Any] | None:
+        """The KEDA ScaledObject, else the HorizontalPodAutoscaler, that scales `workload`."""
+        for kind in ("ScaledObject", "HorizontalPodAutoscaler"):
+            for doc in self.of_kind(kind):
+                target = (doc.get("spec") or {}).get("scaleTargetRef") or {}
+                if target.get("name") == workload.name and target.get("kind", "Deployment") == (
+                    workload.kind
+                ):
+                    return doc
+        return None
 
     def workload(self, component: str) -> Workload | None:
         for w in self.workloads():

@@ -258,8 +258,10 @@ def aws_clients(endpoint: str):
     return session.client("s3", endpoint_url=endpoint), session.client("sqs", endpoint_url=endpoint)
 
 
-def seed_aws(endpoint: str) -> AwsResources:
-    """The DAG bucket (versioned, public access blocked, events to SQS) and the queues."""
+def seed_aws(endpoint: str, visibility_timeout: int = 43200) -> AwsResources:
+    """The DAG bucket (versioned, public access blocked, events to SQS) and the queues. The
+    Celery queue's VisibilityTimeout is the chart's celery.visibilityTimeout: SQS applies
+    the queue's attribute to a predefined queue, not the transport option."""
     s3, sqs = aws_clients(endpoint)
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if BUCKET not in existing:
@@ -274,9 +276,10 @@ def seed_aws(endpoint: str) -> AwsResources:
             "RestrictPublicBuckets": True,
         },
     )
-    celery_url = sqs.create_queue(
-        QueueName=CELERY_QUEUE, Attributes={"VisibilityTimeout": "43200"}
-    )["QueueUrl"]
+    celery_url = sqs.create_queue(QueueName=CELERY_QUEUE)["QueueUrl"]
+    sqs.set_queue_attributes(
+        QueueUrl=celery_url, Attributes={"VisibilityTimeout": str(visibility_timeout)}
+    )
     event_url = sqs.create_queue(QueueName=EVENT_QUEUE)["QueueUrl"]
     event_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{EVENT_QUEUE}"
     s3.put_bucket_notification_configuration(

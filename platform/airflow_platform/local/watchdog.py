@@ -1,9 +1,11 @@
-"""Restart Airflow components that die, as a kubelet restarts a crashed container.
+"""Restart Airflow components that die, as a kubelet restarts a crashed container, and
+scale the Celery workers (autoscaler.py), as KEDA and the ReplicaSet do in a cluster.
 
 `local up` starts one watchdog per state directory. It restarts only processes that
 still have a record (a deliberate `down` or stop removes the record first) and that
 were launched as restartable (Airflow components and dagsync, not the embedded
-services), with exponential back-off like CrashLoopBackOff.
+services), with exponential back-off like CrashLoopBackOff, and never a worker that is
+draining. The autoscaler runs once per round, outside the state lock while it queries.
 
 Run as: python -m airflow_platform.local.watchdog <state-dir>
 """
@@ -15,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from airflow_platform.local.autoscaler import Autoscaler
 from airflow_platform.local.state import StateDir
 from airflow_platform.local.supervisor import Supervisor
 
@@ -32,8 +35,16 @@ def watch(state_dir: Path, interval: float = 1.0) -> None:
     restarts: dict[str, int] = {}
     not_before: dict[str, float] = {}
     started_at: dict[str, float] = {}
+    autoscaler = Autoscaler(state, sup, log)
     log(f"watching {state.root} (pid {os.getpid()})")
     while True:
+        if state.load().get("processes", {}).get("watchdog", {}).get("pid") != os.getpid():
+            log("no longer the recorded watchdog: exiting")
+            return
+        try:
+            autoscaler.tick()
+        except Exception as exc:  # a bad round must not stop the restarts
+            log(f"autoscaler: round failed: {exc!r}")
         with state.locked():
             data = state.load()
             mine = data.get("processes", {}).get("watchdog", {}).get("pid")
@@ -44,6 +55,8 @@ def watch(state_dir: Path, interval: float = 1.0) -> None:
             for name, launch in data.get("launch", {}).items():
                 if not launch.get("restart") or name not in data.get("processes", {}):
                     continue
+                if name in data.get("draining", {}):
+                    continue  # stopping on purpose; the autoscaler forgets it once gone
                 if sup.alive(name):
                     if now - started_at.get(name, now) > HEALTHY_AFTER:
                         restarts.pop(name, None)

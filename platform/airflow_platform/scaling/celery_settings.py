@@ -22,6 +22,7 @@ infrastructure that creates the queue sets.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 SQS_MAX_VISIBILITY_TIMEOUT = 43200  # 12 h, also MWAA's graceful replacement limit
@@ -33,6 +34,12 @@ class ReplacementStrategy(StrEnum):
 
 
 FORCED_GRACE_SECONDS = 30
+
+WORKER_SHUTDOWN_MODULE = "airflow_platform.scaling.worker_shutdown"
+# Celery `imports`: modules a worker imports at start, before it builds its consumer.
+EXTRA_CELERY_CONFIG = json.dumps(
+    {"worker_soft_shutdown_timeout": 0, "imports": [WORKER_SHUTDOWN_MODULE]}
+)
 # Time after a drain for the task's last log upload and the Celery exit.
 GRACEFUL_MARGIN_SECONDS = 60
 
@@ -52,8 +59,9 @@ def worker_celery_environment(tasks_per_worker: int, visibility_timeout: int) ->
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(tasks_per_worker),
         "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL": "False",
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(visibility_timeout),
-        # Pinned rather than inherited: a non-zero value would cut draining tasks short.
-        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": '{"worker_soft_shutdown_timeout": 0}',
+        # Pinned rather than inherited: a non-zero value would cut draining tasks short, and
+        # the worker must import the module that closes its SQS poll on shutdown.
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": EXTRA_CELERY_CONFIG,
     }
 
 

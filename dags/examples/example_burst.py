@@ -1,0 +1,51 @@
+"""Bursts of parallel sleeping tasks, to watch the workers scale out and back in.
+
+- example_burst:       12 tasks of 20 s at once (4 workers' worth at 3 tasks per worker).
+- example_worker_loss: 3 tasks of 30 s, for losing a worker mid-task.
+
+Every execution of a task leaves its own record in S3 before it sleeps
+(results/<dag_id>/<run_id>/<task_id>/<uuid>, JSON with the try number and the worker's
+hostname), so a task run twice, or retried, is visible. Each task may be retried once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Variable, dag, task
+
+
+@task(retries=1, retry_delay=timedelta(seconds=3))
+def sleeper(seconds: float, dag_run=None, ti=None) -> None:
+    import uuid
+
+    import boto3
+
+    bucket = Variable.get("example_results_bucket")
+    key = f"results/{ti.dag_id}/{dag_run.run_id}/{ti.task_id}/{uuid.uuid4().hex}"
+    record = {"try_number": ti.try_number, "hostname": getattr(ti, "hostname", None)}
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(record))
+    time.sleep(seconds)
+
+
+def burst(dag_id: str, tasks: int, seconds: float) -> None:
+    @dag(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_tasks=tasks,
+        tags=["example", "scaling"],
+    )
+    def parallel_sleepers():
+        for i in range(tasks):
+            sleeper.override(task_id=f"sleep_{i:02d}")(seconds)
+
+    parallel_sleepers()
+
+
+burst("example_burst", tasks=12, seconds=20)
+burst("example_worker_loss", tasks=3, seconds=30)
