@@ -86,8 +86,29 @@ def test_worker_env_has_the_drain_settings():
     assert env["AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL"] == "False"
     assert env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] == "43200"
     assert json.loads(env["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]) == {
-        "worker_soft_shutdown_timeout": 0
+        "worker_soft_shutdown_timeout": 0,
+        "imports": ["airflow_platform.scaling.worker_shutdown"],
     }
+
+
+def test_the_worker_shutdown_module_adds_its_step_to_a_worker_s_consumer():
+    # What a worker does with the platform's `imports`, before it builds its consumer.
+    from celery import Celery
+
+    from airflow_platform.scaling.worker_shutdown import StopReceivingOnShutdown
+
+    app = Celery(
+        "probe",
+        config_source={
+            "broker_url": "memory://",
+            **json.loads(
+                worker_celery_environment(1, 43200)["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]
+            ),
+        },
+    )
+    worker = app.Worker(pool="solo", quiet=True)
+    steps = worker.consumer.blueprint.steps
+    assert isinstance(steps[StopReceivingOnShutdown.name], StopReceivingOnShutdown)
 
 
 @pytest.mark.parametrize(

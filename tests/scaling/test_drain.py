@@ -16,6 +16,7 @@ def test_airflow_turns_the_platform_env_into_drain_safe_celery_settings(drill_co
     assert drill_config["worker_enable_remote_control"] is False
     assert drill_config["worker_concurrency"] == 3
     assert drill_config["worker_soft_shutdown_timeout"] == 0
+    assert drill_config["imports"] == ["airflow_platform.scaling.worker_shutdown"]
     options = drill_config["broker_transport_options"]
     assert options["visibility_timeout"] == 43200
     assert options["is_secure"] is False  # a real bool, or kombu would speak https

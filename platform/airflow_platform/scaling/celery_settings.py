@@ -2,8 +2,10 @@
 
 Celery on SQS has no remote control, so a drain cannot be requested over the broker. It
 needs none: a SIGTERM to the Celery main process is a warm shutdown — the consumer is
-cancelled at once (kombu releases messages from a receive still in flight back to the
-queue), running tasks finish, then the process exits. What must hold around it:
+cancelled at once, running tasks finish, then the process exits. The worker imports
+`worker_shutdown` (Celery `imports`, in the pinned extra config) so that the SQS long poll
+open at the cancel returns, and what it got is visible again, before the exit. What must
+hold around it:
 
 - acks late: a message is deleted from SQS only when its task has finished, so a worker
   that dies (SIGKILL, OOM, node loss) leaves it to come back after the visibility timeout.
