@@ -7,7 +7,6 @@ volumes, ports and probes: the same manifests a cluster would run.
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from airflow_platform.tools import ToolNotFoundError, find_tool
 
 RELEASE = "airflow"
 NAMESPACE = "airflow"
@@ -26,15 +27,10 @@ class RenderError(RuntimeError):
 
 
 def find_helm(repo: Path) -> str:
-    candidate = repo / ".cache" / "tools" / "bin" / "helm"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("helm")
-    if not found:
-        raise RenderError(
-            "helm was not found (looked in .cache/tools/bin and PATH): run ./scripts/bootstrap.sh"
-        )
-    return found
+    try:
+        return find_tool("helm", repo)
+    except ToolNotFoundError as exc:
+        raise RenderError(str(exc)) from exc
 
 
 def helm_template(
