@@ -24,9 +24,8 @@ RUNTIME = {
 }
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory: pytest.TempPathFactory):
-    lp = LocalPlatform(tmp_path_factory.mktemp("render") / "state")
+def _render_and_context(lp: LocalPlatform):
+    """Render the chart for `lp` and a context with fixed stand-in endpoints (no services run)."""
     rendering = lp.render(find_helm(REPO), RUNTIME)
     ctx = LocalContext(
         state=lp.state,
@@ -39,6 +38,13 @@ def plan(tmp_path_factory: pytest.TempPathFactory):
         region="us-east-1",
         ports={},
     )
+    return rendering, ctx
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory):
+    lp = LocalPlatform(tmp_path_factory.mktemp("render") / "state")
+    rendering, ctx = _render_and_context(lp)
     return lp, lp.plan(rendering, ctx)
 
 
@@ -118,18 +124,7 @@ def test_without_keda_the_workers_scale_by_the_rendered_hpa(tmp_path: Path) -> N
         "workers: {keda: {enabled: false}, tasksPerWorker: 2, scaleInIdleSeconds: 30}\n"
     )
     lp = LocalPlatform(tmp_path / "state", values_files=[extra])
-    rendering = lp.render(find_helm(REPO), RUNTIME)
-    ctx = LocalContext(
-        state=lp.state,
-        values=lp.values(),
-        generated=lp.state.secrets(),
-        database_url="postgresql://airflow:pw@127.0.0.1:5999/airflow",
-        moto_endpoint="http://127.0.0.1:4566",
-        vault_url="http://127.0.0.1:8200",
-        vault_token="root-token",
-        region="us-east-1",
-        ports={},
-    )
+    rendering, ctx = _render_and_context(lp)
     lp.plan(rendering, ctx)
     assert lp.scaling.source.startswith("HorizontalPodAutoscaler ")
     assert (lp.scaling.min_workers, lp.scaling.max_workers) == (1, 3)
