@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 # S3's bucket naming rules (general purpose buckets), enough to catch typos like a URL.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -21,6 +21,15 @@ DEFAULT_PLUGINS_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_EVENT_QUEUE_PREFIX = "dagsync-"
 DEFAULT_EVENT_HEARTBEAT = 60.0
 DEFAULT_EVENT_ORPHAN_AFTER = 900.0
+
+
+# Numeric settings: flag/variable named in errors, inclusive bounds, unit.
+_RANGES: dict[str, tuple[str, float, float, str]] = {
+    "interval": ("--interval/DAGSYNC_INTERVAL", 1, 86_400, " seconds"),
+    "event_heartbeat": ("--event-heartbeat/DAGSYNC_EVENT_HEARTBEAT", 1, 3600, " seconds"),
+    "parallelism": ("--parallelism/DAGSYNC_PARALLELISM", 1, 128, ""),
+    "health_port": ("--health-port/DAGSYNC_HEALTH_PORT", 0, 65_535, " (0 turns it off)"),
+}
 
 
 class SettingsError(ValueError):
@@ -80,13 +89,12 @@ class DagsyncSettings(BaseModel):
             value += "/"
         return value
 
-    @field_validator("interval")
+    @field_validator(*_RANGES)
     @classmethod
-    def _interval(cls, value: float) -> float:
-        if not 1 <= value <= 86_400:
-            raise ValueError(
-                f"--interval/DAGSYNC_INTERVAL must be between 1 and 86400 seconds, got {value}"
-            )
+    def _in_range(cls, value: float, info: ValidationInfo) -> float:
+        flag, low, high, unit = _RANGES[str(info.field_name)]
+        if not low <= value <= high:
+            raise ValueError(f"{flag} must be between {low} and {high}{unit}, got {value}")
         return value
 
     @field_validator("event_topic_arn")
@@ -116,34 +124,6 @@ class DagsyncSettings(BaseModel):
             raise ValueError(
                 "--event-queue-prefix/DAGSYNC_EVENT_QUEUE_PREFIX must be 1-60 letters, digits, "
                 f"'-' or '_' (an SQS queue name prefix), got {value!r}"
-            )
-        return value
-
-    @field_validator("event_heartbeat")
-    @classmethod
-    def _heartbeat(cls, value: float) -> float:
-        if not 1 <= value <= 3600:
-            raise ValueError(
-                "--event-heartbeat/DAGSYNC_EVENT_HEARTBEAT must be between 1 and 3600 seconds, "
-                f"got {value}"
-            )
-        return value
-
-    @field_validator("parallelism")
-    @classmethod
-    def _parallelism(cls, value: int) -> int:
-        if not 1 <= value <= 128:
-            raise ValueError(
-                f"--parallelism/DAGSYNC_PARALLELISM must be between 1 and 128, got {value}"
-            )
-        return value
-
-    @field_validator("health_port")
-    @classmethod
-    def _port(cls, value: int) -> int:
-        if not 0 <= value <= 65_535:
-            raise ValueError(
-                f"--health-port/DAGSYNC_HEALTH_PORT must be 0 (off) to 65535, got {value}"
             )
         return value
 
