@@ -243,42 +243,32 @@ class FanoutQueue:
 
     # -- helpers shared with the reaper ----------------------------------------------------
     def unsubscribe(self, subscription_arn: str) -> bool:
+        """True when the subscription is gone (already gone counts)."""
         try:
             self.sns.unsubscribe(SubscriptionArn=subscription_arn)
-            return True
-        except ClientError as exc:
-            if error_code(exc) == "NotFound":
+        except Exception as exc:
+            if isinstance(exc, ClientError) and error_code(exc) == "NotFound":
                 return True
             LOG.warning(
                 "could not unsubscribe",
                 extra={"event": "fanout", "subscription": subscription_arn, "error": str(exc)},
             )
             return False
-        except Exception as exc:
-            LOG.warning(
-                "could not unsubscribe",
-                extra={"event": "fanout", "subscription": subscription_arn, "error": str(exc)},
-            )
-            return False
+        return True
 
     def delete_queue(self, url: str, name: str) -> bool:
+        """True when the queue is gone (already gone counts)."""
         try:
             self.sqs.delete_queue(QueueUrl=url)
-            return True
-        except ClientError as exc:
-            if is_missing_queue(exc):
+        except Exception as exc:
+            if isinstance(exc, ClientError) and is_missing_queue(exc):
                 return True
             LOG.warning(
                 "could not delete event queue",
                 extra={"event": "fanout", "queue": name, "error": str(exc)},
             )
             return False
-        except Exception as exc:
-            LOG.warning(
-                "could not delete event queue",
-                extra={"event": "fanout", "queue": name, "error": str(exc)},
-            )
-            return False
+        return True
 
     def _classify(self, step: str, exc: ClientError) -> Exception:
         code = error_code(exc)
