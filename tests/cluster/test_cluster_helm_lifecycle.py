@@ -20,7 +20,6 @@ What this tier adapts, and why:
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import secrets
@@ -37,6 +36,7 @@ from cluster_tools import REPO, Cluster, Helm
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from airflow_platform.merge import deep_merge
 from airflow_platform.procs import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -58,18 +58,8 @@ UPGRADE_ARGS = (
 REVISION = "deployment.kubernetes.io/revision"
 
 
-def _merge(base: dict, override: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def required_secrets(values: dict) -> dict[str, set[str]]:
-    """The existing Secrets (name -> keys) the values refer to (CONTRACTS.md section 1)."""
+    """The existing Secrets (name -> keys) the chart's values refer to."""
     needed: dict[str, set[str]] = {}
     db = values["database"]
     needed.setdefault(db["existingSecret"], set()).add(db["secretKey"])
@@ -223,8 +213,9 @@ def release(
     except ApiException as exc:
         if exc.status != 409:
             raise
-    values = _merge(yaml.safe_load((CHART / "values.yaml").read_text()),
-                    yaml.safe_load(VALUES.read_text()))  # fmt: skip
+    values = deep_merge(
+        yaml.safe_load((CHART / "values.yaml").read_text()), yaml.safe_load(VALUES.read_text())
+    )
     for name, keys in required_secrets(values).items():
         data = {k: secrets.token_urlsafe(24) for k in keys}
         if values["database"]["existingSecret"] == name:

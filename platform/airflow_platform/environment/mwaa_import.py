@@ -13,6 +13,7 @@ from airflow_platform.environment.model import (
     load_environment,
 )
 from airflow_platform.environment.problems import Problem, SpecError
+from airflow_platform.merge import deep_merge
 
 # Fields copied as they are: MWAA's configuration of the environment.
 _COPIED = (
@@ -81,16 +82,6 @@ def namespace_for(name: str) -> str:
     """A Kubernetes namespace derived from an MWAA environment name."""
     slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
     return (slug or "airflow")[:63].rstrip("-")
-
-
-def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def import_environment(
@@ -194,7 +185,7 @@ def import_environment(
         report.mapped.append("Arn (region) -> Eks.Region")
     if eks_overlay:
         overlay = eks_overlay.get("Eks", eks_overlay)
-        eks = _deep_merge(eks, overlay)
+        eks = deep_merge(eks, overlay)
         report.mapped.append(f"Eks ({', '.join(sorted(overlay))}) from the EKS overlay")
     spec["Eks"] = eks
 

@@ -49,6 +49,7 @@ from airflow_platform.local.rendering import (
 from airflow_platform.local.services import ServiceError
 from airflow_platform.local.state import StateDir
 from airflow_platform.local.supervisor import START_MARK, Supervisor
+from airflow_platform.merge import deep_merge
 from airflow_platform.procs import free_port, port_open
 
 REPO = Path(__file__).resolve().parents[3]
@@ -75,16 +76,6 @@ class UpResult:
     started: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
