@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_platform.dagsync import versions
+from airflow_platform.dagsync.fetch import download_if_changed
 from airflow_platform.paths import SyncLayout
 
 from .support import make_sync, new_bucket, tree
@@ -66,6 +67,50 @@ def test_add_change_delete_nested_and_any_file_type(s3c: Any, bucket: str, tmp_p
     third = sync.run_cycle("test")
     assert third.ok and third.dags is not None and third.dags.version is None
     assert sync.dags.current_name() == second.dags.version
+
+
+def test_event_path_reads_only_the_named_keys(s3c: Any, bucket: str, tmp_path: Path) -> None:
+    """Keys an event named are re-read with one conditional GET each: a changed key is
+    fetched, an unchanged one costs no download, a deleted one disappears, a new one
+    arrives; keys nobody named are not looked at (that is the reconcile's job)."""
+    for name in ("a", "b", "c", "d"):
+        put(s3c, bucket, f"dags/{name}.py", f"{name} = 1\n".encode())
+    sync = make_sync(tmp_path, bucket)
+    first = sync.run_cycle("test")
+    assert first.ok, first.summary()
+    layout = SyncLayout(tmp_path)
+
+    etag = s3c.head_object(Bucket=bucket, Key="dags/b.py")["ETag"].strip('"')
+    probe = tmp_path / "probe"
+    assert download_if_changed(s3c, bucket, "dags/b.py", probe, etag) is None
+    assert not probe.exists()
+    duplicate = sync.run_cycle("event", {"dags/b.py"})  # an event delivered twice
+    assert duplicate.ok and duplicate.dags is not None
+    assert duplicate.dags.version is None and duplicate.dags.downloaded_bytes == 0
+
+    put(s3c, bucket, "dags/a.py", b"a = 22\n")
+    s3c.delete_object(Bucket=bucket, Key="dags/c.py")
+    put(s3c, bucket, "dags/sub/e.py", b"e = 1\n")
+    put(s3c, bucket, "dags/d.py", b"d = 2\n")  # changed, but no event names it
+    second = sync.run_cycle("event", {"dags/a.py", "dags/b.py", "dags/c.py", "dags/sub/e.py"})
+    assert second.ok and second.dags is not None and second.dags.version
+    assert (second.dags.diff.added, second.dags.diff.changed, second.dags.diff.deleted) == (
+        ["sub/e.py"],
+        ["a.py"],
+        ["c.py"],
+    )
+    assert second.dags.downloaded_bytes == len(b"a = 22\n") + len(b"e = 1\n")
+    assert tree(layout.dags) == {
+        "a.py": b"a = 22\n",
+        "b.py": b"b = 1\n",
+        "d.py": b"d = 1\n",
+        "sub/e.py": b"e = 1\n",
+    }
+    assert not any((layout.dags.parent / ".versions").glob(".building-*"))
+
+    reconcile = sync.run_cycle("test")  # the safety net finds what no event named
+    assert reconcile.ok and reconcile.dags is not None and reconcile.dags.diff.changed == ["d.py"]
+    assert tree(layout.dags)["d.py"] == b"d = 2\n"
 
 
 def test_unicode_keys_and_unsafe_keys(s3c: Any, bucket: str, tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 import os
 import re
+from datetime import datetime
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -23,6 +25,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 # botocore's standard mode retries throttling (503 SlowDown, 429), 5xx and connection
 # errors with exponential backoff and full jitter; the per-object download adds its own
@@ -37,6 +40,25 @@ def _retries() -> dict[str, Any]:
     return {"mode": mode, "total_max_attempts": max(1, attempts)}
 
 
+def parse_timestamp(value: str) -> datetime:
+    """S3 sends ISO 8601 in listings; fall back to botocore for headers (RFC 822)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return botocore_parse_timestamp(value)  # type: ignore[no-any-return]
+    return parsed if parsed.tzinfo else botocore_parse_timestamp(value)
+
+
+def _session() -> boto3.session.Session:
+    # botocore parses every timestamp with dateutil (~50 us each): a quarter of the time
+    # of listing 5,000 keys. Its parser factory takes a faster parser per session.
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=parse_timestamp
+    )
+    return boto3.session.Session(botocore_session=core)
+
+
 def s3_client(parallelism: int) -> Any:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     config = Config(
@@ -47,7 +69,7 @@ def s3_client(parallelism: int) -> Any:
         read_timeout=60,
         tcp_keepalive=True,
     )
-    return boto3.session.Session().client("s3", region_name=region, config=config)
+    return _session().client("s3", region_name=region, config=config)
 
 
 def sqs_client(queue_url: str = "", fallback_region: str | None = None) -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import (
+    ClientError,
     ConnectionClosedError,
     FlexibleChecksumError,
     IncompleteReadError,
@@ -59,13 +60,20 @@ def _md5_checkable(etag: str, response: dict[str, Any]) -> bool:
 
 
 def _get_once(
-    client: Any, bucket: str, key: str, dest: Path, version_id: str, fsync: bool
-) -> Fetched:
+    client: Any, bucket: str, key: str, dest: Path, version_id: str, fsync: bool, unless: str
+) -> Fetched | None:
     dest.unlink(missing_ok=True)
     params: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         params["VersionId"] = version_id
-    response = client.get_object(**params)
+    if unless:
+        params["IfNoneMatch"] = f'"{unless}"'
+    try:
+        response = client.get_object(**params)
+    except ClientError as exc:
+        if unless and exc.response.get("Error", {}).get("Code") in ("304", "NotModified"):
+            return None
+        raise
     etag = clean_etag(response.get("ETag", ""))
     expected = int(response["ContentLength"])
     digest = hashlib.md5(usedforsecurity=False) if _md5_checkable(etag, response) else None
@@ -121,6 +129,16 @@ _retry_body = retry(
 
 
 @_retry_body
+def _download(
+    client: Any, bucket: str, key: str, dest: Path, version_id: str, fsync: bool, unless: str
+) -> Fetched | None:
+    try:
+        return _get_once(client, bucket, key, dest, version_id, fsync, unless)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+
+
 def download(
     client: Any,
     bucket: str,
@@ -130,8 +148,13 @@ def download(
     version_id: str = "",
     fsync: bool = False,
 ) -> Fetched:
-    try:
-        return _get_once(client, bucket, key, dest, version_id, fsync)
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
+    fetched = _download(client, bucket, key, dest, version_id, fsync, "")
+    assert fetched is not None  # only a conditional GET answers "not modified"
+    return fetched
+
+
+def download_if_changed(
+    client: Any, bucket: str, key: str, dest: Path, etag: str, *, fsync: bool = False
+) -> Fetched | None:
+    """One conditional GET: None when the object still has `etag` (nothing written)."""
+    return _download(client, bucket, key, dest, "", fsync, etag)

@@ -29,7 +29,10 @@ from airflow_platform.dagsync.versions import VersionStore
 from airflow_platform.paths import SyncLayout
 
 LOG = logging.getLogger("airflow_platform.dagsync")
-DEBOUNCE_SECONDS = 0.2  # coalesce a burst of uploads into one sync
+# A burst of uploads becomes one sync: wait until no event came for QUIET_SECONDS, but
+# never longer than MAX_DEBOUNCE_SECONDS after the first.
+QUIET_SECONDS = 0.05
+MAX_DEBOUNCE_SECONDS = 0.5
 LOGGED_KEYS = 20  # keys listed per change kind in the sync log line
 MAX_EVENT_KEYS = 500  # beyond this a full listing is cheaper than per-key requests
 RETRY_AFTER_FAILURE = (2.0, 5.0, 10.0, 20.0)
@@ -94,6 +97,7 @@ class DagSync:
         self.artifacts.prepare()
 
     def close(self) -> None:
+        self.mirror.close()
         if self.health is not None:
             self.health.stop()
             self.health = None
@@ -153,12 +157,11 @@ class DagSync:
         return result
 
     def _sync_dags(self, keys: set[str] | None) -> DagsOutcome:
-        desired = None
-        skipped: list[str] = []
         if keys is not None and len(keys) <= MAX_EVENT_KEYS:
-            desired = self.mirror.refreshed_desired(keys)
-        if desired is None:
-            desired, skipped = self.mirror.list_desired()
+            outcome = self.mirror.sync_named(keys)
+            if outcome is not None:
+                return outcome
+        desired, skipped = self.mirror.list_desired()
         return self.mirror.sync(desired, skipped)
 
     def _fail(self, result: CycleResult, part: str, kind: str, exc: BaseException) -> None:
@@ -296,8 +299,8 @@ class DagSync:
                     break
                 batch = EventBatch()
                 if woke:
-                    self._wake.clear()
-                    if self.stop.wait(DEBOUNCE_SECONDS):
+                    self._settle()
+                    if self.stop.is_set():
                         break
                     batch = self.listener.take() if self.listener else EventBatch()
                     if not batch:
@@ -329,6 +332,16 @@ class DagSync:
             if self.listener:
                 self.listener.join(timeout=1.0)
             LOG.info("dagsync stopped", extra={"current": self.dags.current_name()})
+
+    def _settle(self) -> None:
+        """Return once events stopped arriving (see QUIET_SECONDS) or on stop."""
+        deadline = time.monotonic() + MAX_DEBOUNCE_SECONDS
+        self._wake.clear()
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._wake.wait(min(QUIET_SECONDS, left)):
+                return
+            self._wake.clear()
 
     def _count_error(self, kind: str) -> None:
         self.metrics.errors.labels(kind).inc()
