@@ -2,14 +2,19 @@
 
 Each "start" is a fresh container as Kubernetes runs it: an empty packages dir, then
 `airflow-platform bootstrap --component worker -- python -c ...` up to the exec'd command
-importing one of the packages. Figures:
+importing every package. Figures:
 
-  cold            empty packages dir, empty cache: resolve, download, install
+  cold            empty packages dir, empty cache: check, resolve, download, install
   warm (tree)     empty packages dir, cache holds the installed tree (the default)
   warm (wheels)   empty packages dir, cache holds the resolution and uv's wheels
   restart         the packages dir still holds the install (container restart in a pod)
   MWAA baseline   `pip install -r requirements.txt -c constraints` at every start into a
-                  fresh target, pip's cache empty (MWAA containers start from scratch)
+                  fresh target with pip's cache empty (MWAA containers start from
+                  scratch), then the same import
+
+Both sides run their tools as an image ships them: pip and airflow_platform with their
+bytecode compiled (pip install does that in an image), so neither pays for compiling its
+own code at every start. A breakdown shows where a warm start's time goes.
 
 Run: .venv/bin/python bench/bootstrap/run.py [--runs N]
 """
@@ -17,6 +22,7 @@ Run: .venv/bin/python bench/bootstrap/run.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -24,7 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import airflow_platform
 
 REQUIREMENTS = """\
 boltons==26.2.0
@@ -59,6 +68,15 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def _repeat(runs: int, measure: Callable[[], float], before: Callable[[], None] | None = None):
+    times = []
+    for _ in range(runs):
+        if before:
+            before()
+        times.append(measure())
+    return times
+
+
 class Pod:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -68,8 +86,8 @@ class Pod:
         self.cache = root / "wheel-cache"
         self.packages = root / "packages"
 
-    def start(self, **extra: str) -> float:
-        env = (
+    def env(self, **extra: str) -> dict[str, str]:
+        return (
             _base_env()
             | {
                 "AIRFLOW_PLATFORM_SYNC_ROOT": str(self.sync),
@@ -78,19 +96,23 @@ class Pod:
             }
             | extra
         )
-        argv = [CLI, "bootstrap", "--component", "worker", "--", sys.executable, "-c", CHECK]
-        return _timed(argv, env)
+
+    def start(self, code: str = CHECK, **extra: str) -> float:
+        argv = [CLI, "bootstrap", "--component", "worker", "--", sys.executable, "-c", code]
+        return _timed(argv, self.env(**extra))
 
     def new_container(self) -> None:
         shutil.rmtree(self.packages, ignore_errors=True)
 
 
-def _mwaa_baseline(work: Path, runs: int) -> tuple[list[float], list[float]]:
+def _mwaa_baseline(work: Path, runs: int) -> tuple[list[float], list[float], list[float]]:
+    """(pip install + import, pip install alone, the import alone) per start."""
     venv = work / "pip-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    # pip itself, from the same index, into the baseline's own interpreter.
+    # pip itself, from the same index, into the baseline's own interpreter, precompiled as
+    # in any image (else every run would also compile pip's ~300 modules).
     subprocess.run(
-        [sys.executable, "-m", "uv", "pip", "install", "-q", "--python",
+        [sys.executable, "-m", "uv", "pip", "install", "-q", "--compile-bytecode", "--python",
          str(venv / "bin" / "python"), "pip"],
         check=True, env=_base_env() | {"UV_PYTHON_DOWNLOADS": "never"},
     )  # fmt: skip
@@ -105,7 +127,7 @@ def _mwaa_baseline(work: Path, runs: int) -> tuple[list[float], list[float]]:
     reqs.write_text(REQUIREMENTS)
     # Only the public index, as MWAA has: no local wheel folders from this machine's pip.conf.
     env = _base_env() | {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    times, pip_only = [], []
+    times, pip_only, import_only = [], [], []
     for run in range(runs):
         target = work / f"pip-target-{run}"
         started = time.perf_counter()
@@ -114,96 +136,106 @@ def _mwaa_baseline(work: Path, runs: int) -> tuple[list[float], list[float]]:
              "--target", str(target), "-r", str(reqs), "-c", str(constraints)],
             env=env, check=True,
         )  # fmt: skip
-        pip_only.append(time.perf_counter() - started)
+        installed = time.perf_counter()
         subprocess.run(
             [sys.executable, "-c", CHECK], env=env | {"PYTHONPATH": str(target)}, check=True
         )
-        times.append(time.perf_counter() - started)
-    return times, pip_only
+        done = time.perf_counter()
+        times.append(done - started)
+        pip_only.append(installed - started)
+        import_only.append(done - installed)
+    return times, pip_only, import_only
 
 
 def _step_only(pod: Pod, runs: int, mode: str) -> list[float]:
     """The requirements step alone, in process (no CLI start-up, no exec)."""
-    from airflow_platform.bootstrap.install import Installer
+    from airflow_platform.bootstrap.requirements_step import install_requirements
     from airflow_platform.bootstrap.settings import BootstrapSettings
 
-    env = _base_env() | {
-        "AIRFLOW_PLATFORM_SYNC_ROOT": str(pod.sync),
-        "AIRFLOW_PLATFORM_PACKAGES_DIR": str(pod.packages),
-        "AIRFLOW_PLATFORM_WHEEL_CACHE": str(pod.cache),
-        "AIRFLOW_PLATFORM_REQUIREMENTS_CACHE": mode,
-    }
+    env = pod.env(AIRFLOW_PLATFORM_REQUIREMENTS_CACHE=mode)
     settings = BootstrapSettings.from_env(env)
-    times = []
-    for _ in range(runs):
-        pod.new_container()
+
+    def once() -> float:
         started = time.perf_counter()
-        Installer(settings, env, log=lambda _: None).install(settings.layout.requirements)
-        times.append(time.perf_counter() - started)
-    return times
+        install_requirements(settings, env, log=lambda _: None)
+        return time.perf_counter() - started
+
+    return _repeat(runs, once, pod.new_container)
+
+
+def _median(times: list[float]) -> float:
+    return statistics.median(times)
 
 
 def _fmt(times: list[float]) -> str:
-    return f"median {statistics.median(times):6.2f} s  (min {min(times):.2f}, n={len(times)})"
+    return f"median {_median(times) * 1000:7.0f} ms  (min {min(times) * 1000:.0f}, n={len(times)})"
+
+
+def _compile_platform() -> None:
+    """airflow_platform's own bytecode, as `pip install` writes it into the image (this
+    checkout is an editable install, and PYTHONDONTWRITEBYTECODE may be set)."""
+    package = Path(airflow_platform.__file__).parent
+    compileall.compile_dir(str(package), quiet=1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="runs of the slow figures")
     args = parser.parse_args()
+    runs, fast_runs = args.runs, args.runs * 4  # sub-second figures are noisier: more runs
+    _compile_platform()
     with tempfile.TemporaryDirectory(prefix="bench-bootstrap-") as tmp:
         work = Path(tmp)
-        print(f"requirements.txt: {len(REQUIREMENTS.splitlines())} packages; {args.runs} runs")
-        cold: list[float] = []
-        for run in range(max(1, args.runs // 2)):
-            pod = Pod(work / f"cold-{run}")
-            cold.append(pod.start())
-        print(f"cold (empty cache)       {_fmt(cold)}")
+        print(
+            f"requirements.txt: {len(REQUIREMENTS.splitlines())} packages; {runs} runs "
+            f"({fast_runs} for sub-second figures)"
+        )
+        print("whole start-up (entrypoint until the command has imported the packages):")
+        cold = [Pod(work / f"cold-{run}").start() for run in range(max(1, runs // 2))]
+        print(f"  cold (empty cache)         {_fmt(cold)}")
         pod = Pod(work / "warm")
         pod.start()
-        tree, wheels, restart = [], [], []
-        for _ in range(args.runs):
-            pod.new_container()
-            tree.append(pod.start())
-        for _ in range(args.runs):
-            pod.new_container()
-            wheels.append(pod.start(AIRFLOW_PLATFORM_REQUIREMENTS_CACHE="wheels"))
-        for _ in range(args.runs):
-            restart.append(pod.start())
-        print(f"warm (tree cache)        {_fmt(tree)}")
-        print(f"warm (wheel cache)       {_fmt(wheels)}")
-        print(f"restart (same pod)       {_fmt(restart)}")
+        tree = _repeat(fast_runs, pod.start, pod.new_container)
+        print(f"  warm (tree cache)          {_fmt(tree)}")
+        wheels = _repeat(
+            fast_runs, lambda: pod.start(AIRFLOW_PLATFORM_REQUIREMENTS_CACHE="wheels"),
+            pod.new_container,
+        )  # fmt: skip
+        print(f"  warm (wheel cache)         {_fmt(wheels)}")
+        restart = _repeat(fast_runs, pod.start)
+        print(f"  restart (same pod)         {_fmt(restart)}")
+        baseline, pip_only, pip_import = _mwaa_baseline(work, runs)
+        print(f"  MWAA baseline (pip -r)     {_fmt(baseline)}")
+
+        print("where the time goes:")
+        env = _base_env()
+        python_alone = _repeat(fast_runs, lambda: _timed([sys.executable, "-c", "pass"], env))
+        print(f"  python start-up alone                  {_fmt(python_alone)}")
         no_reqs = Pod(work / "none")
         (no_reqs.sync / "requirements" / "requirements.txt").unlink()
-        floor = [
-            _timed([CLI, "bootstrap", "--component", "worker", "--", sys.executable, "-c",
-                    "pass"], _base_env() | {"AIRFLOW_PLATFORM_SYNC_ROOT": str(no_reqs.sync)})
-            for _ in range(args.runs)
-        ]  # fmt: skip
-        print(f"no requirements (floor)  {_fmt(floor)}")
-        baseline, pip_only = _mwaa_baseline(work, max(2, args.runs // 2))
-        print(f"MWAA baseline (pip -r)   {_fmt(baseline)}")
-        step_tree = _step_only(pod, args.runs, "tree")
-        step_wheels = _step_only(pod, args.runs, "wheels")
-        print("requirements step alone (no CLI start-up, no import of the packages):")
-        print(f"  warm (tree cache)      {_fmt(step_tree)}")
-        print(f"  warm (wheel cache)     {_fmt(step_wheels)}")
-        print(f"  MWAA pip install -r    {_fmt(pip_only)}")
-        print(
-            f"  ratio pip / warm (tree)  "
-            f"{statistics.median(pip_only) / statistics.median(step_tree):5.1f}x"
+        floor = _repeat(fast_runs, lambda: no_reqs.start("pass"))
+        print(f"  entrypoint, no requirements.txt        {_fmt(floor)}")
+        warm_no_import = _repeat(fast_runs, lambda: pod.start("pass"), pod.new_container)
+        print(f"  entrypoint, warm (tree), no import     {_fmt(warm_no_import)}")
+        pod.start()
+        ours_import = _repeat(
+            fast_runs,
+            lambda: _timed([sys.executable, "-c", CHECK], env | {"PYTHONPATH": str(pod.packages)}),
         )
-        warm = statistics.median(tree)
-        print("whole start-up (entrypoint until the command has imported the packages):")
-        print(
-            f"  ratio baseline / warm (tree)   {statistics.median(baseline) / warm:5.1f}x  "
-            "(goal >= 10x)"
-        )
-        print(
-            f"  ratio baseline / warm (wheels) "
-            f"{statistics.median(baseline) / statistics.median(wheels):5.1f}x"
-        )
-        print(f"  ratio cold / warm (tree)       {statistics.median(cold) / warm:5.1f}x")
+        print(f"  the import alone (restored tree)       {_fmt(ours_import)}")
+        print(f"  MWAA: pip install -r alone             {_fmt(pip_only)}")
+        print(f"  MWAA: the import alone (after pip)     {_fmt(pip_import)}")
+        step_tree = _step_only(pod, fast_runs, "tree")
+        step_wheels = _step_only(pod, runs, "wheels")
+        print(f"  requirements step in process, tree     {_fmt(step_tree)}")
+        print(f"  requirements step in process, wheels   {_fmt(step_wheels)}")
+
+        warm = _median(tree)
+        print("ratios:")
+        print(f"  baseline / warm (tree)       {_median(baseline) / warm:5.1f}x  (goal >= 10x)")
+        print(f"  baseline / warm (wheels)     {_median(baseline) / _median(wheels):5.1f}x")
+        print(f"  cold / warm (tree)           {_median(cold) / warm:5.1f}x")
+        print(f"  pip install / step (tree)    {_median(pip_only) / _median(step_tree):5.1f}x")
 
 
 if __name__ == "__main__":

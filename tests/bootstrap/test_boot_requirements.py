@@ -11,7 +11,7 @@ import pytest
 from boot_helpers import PodDirs
 
 from airflow_platform.bootstrap.entrypoint import BootstrapError, prepare
-from airflow_platform.bootstrap.install import MARKER
+from airflow_platform.bootstrap.tree_cache import MARKER
 
 CLI = str(Path(sys.executable).parent / "airflow-platform")
 REQS = "cowsay==6.1\niso8601==2.1.0\nsix  # already in the image\n"

@@ -55,7 +55,13 @@ seccompProfile:
 - {name: logs, emptyDir: {}}
 - name: packages
   emptyDir: {sizeLimit: {{ .Values.requirements.packagesSizeLimit }}}
+{{- with .Values.requirements.cache.existingClaim }}
+{{- /* Shared by every pod: entries are published by atomic renames, so concurrent starts are safe. */}}
+- name: wheel-cache
+  persistentVolumeClaim: {claimName: {{ . | quote }}}
+{{- else }}
 - {name: wheel-cache, emptyDir: {}}
+{{- end }}
 - {name: home-cache, emptyDir: {}}
 {{- if and (eq .Values.secretsBackend.type "vault") (eq .Values.secretsBackend.vault.authType "kubernetes") }}
 {{- /* A short-lived token for Vault only: the Kubernetes API token itself is never mounted. */}}

@@ -34,13 +34,10 @@ from airflow_platform.bootstrap.constraints import (
     essential_versions,
     installed_distributions,
 )
-from airflow_platform.bootstrap.install import (
-    BUNDLE_DIR,
-    RequirementsError,
-    uv_binary,
-    uv_environment,
-)
+from airflow_platform.bootstrap.inputs_key import BUNDLE_DIR
+from airflow_platform.bootstrap.install import uv_binary, uv_environment
 from airflow_platform.bootstrap.requirements_file import read_requirements
+from airflow_platform.bootstrap.result import RequirementsError
 from airflow_platform.paths import SyncLayout
 
 

@@ -29,13 +29,11 @@ def bootstrap(
     ] = None,
 ) -> None:
     """Run startup.sh, install requirements.txt, add plugins, then exec the command."""
-    from airflow_platform.bootstrap.entrypoint import BootstrapError, run
+    # The well-formed `bootstrap --component X -- cmd` never gets here: the root CLI runs
+    # it without loading typer (see airflow_platform.cli). Both end in start().
+    from airflow_platform.bootstrap.entrypoint import start
 
-    try:
-        run(component, command or [])
-    except BootstrapError as exc:
-        _echo_err(f"[bootstrap] error: {exc}")
-        raise typer.Exit(3) from None
+    raise typer.Exit(start(component, command or []))
 
 
 def _constraints(constraints: Path | None) -> Path | None:
@@ -104,7 +102,7 @@ def package(
     Put the zip's wheels/ folder into plugins.zip: components then install offline.
     """
     from airflow_platform.bootstrap.bundle import build_bundle
-    from airflow_platform.bootstrap.install import RequirementsError
+    from airflow_platform.bootstrap.result import RequirementsError
 
     if not requirements.is_file():
         _echo_err(f"error: {requirements}: no such file")

@@ -11,6 +11,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from airflow_platform.bootstrap.inputs_key import is_under
+
 # What the platform itself runs on: replacing any of these in a component breaks the
 # scheduler, the Celery/SQS transport, the metadata database or the entrypoint. Every
 # apache-airflow* distribution the image ships (core, task SDK, the providers the chart
@@ -52,14 +54,15 @@ def installed_distributions(exclude: tuple[Path, ...] = ()) -> dict[str, str]:
     anything under `exclude` (the requirements install itself).
 
     Read from the `name-version.dist-info` folder names, which is ~50x faster than
-    parsing every METADATA file; runs on every container start.
+    parsing every METADATA file. inputs_key.installed_fingerprint hashes what this reads:
+    keep the two in step.
     """
-    excluded = tuple(str(path.resolve()) for path in exclude)
+    excluded = tuple(os.path.realpath(path) for path in exclude)
     found: dict[str, str] = {}
     for entry in sys.path:
         if not entry or not os.path.isdir(entry):
             continue
-        if excluded and str(Path(entry).resolve()).startswith(excluded):
+        if is_under(os.path.realpath(entry), excluded):
             continue
         for item in sorted(os.listdir(entry)):
             if item.endswith(".dist-info"):

@@ -12,10 +12,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_platform.bootstrap.install import Installer, InstallResult, RequirementsError
+from airflow_platform.bootstrap.requirements_step import install_requirements
+from airflow_platform.bootstrap.result import InstallResult, RequirementsError
 from airflow_platform.bootstrap.settings import (
     COMPONENTS,
     MWAA_COMPONENT_NAMES,
@@ -23,7 +23,10 @@ from airflow_platform.bootstrap.settings import (
     BootstrapSettings,
     SettingsError,
 )
-from airflow_platform.bootstrap.startup import StartupScriptError, run_startup_script
+
+TYPE_CHECKING = False  # typing itself costs a container start milliseconds
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 COMPONENT_ENV = "AIRFLOW_PLATFORM_COMPONENT"
 MWAA_COMPONENT_ENV = "MWAA_AIRFLOW_COMPONENT"
@@ -33,11 +36,17 @@ class BootstrapError(RuntimeError):
     """A start that must not go on; the message says what to fix."""
 
 
-@dataclass
 class Prepared:
-    argv: list[str]
-    environment: dict[str, str]
-    requirements: InstallResult | None
+    """The command and the environment to exec it with."""
+
+    __slots__ = ("argv", "environment", "requirements")  # a plain class: see result.py
+
+    def __init__(
+        self, argv: list[str], environment: dict[str, str], requirements: InstallResult | None
+    ) -> None:
+        self.argv = argv
+        self.environment = environment
+        self.requirements = requirements
 
 
 def _prepend_path(env: dict[str, str], name: str, entries: Sequence[str]) -> None:
@@ -72,6 +81,9 @@ def prepare(
     if component == "migrations":
         log("migrations: startup.sh is not run (as on MWAA)")
     elif script.is_file():
+        # Imported only when there is a script: most starts have none and skip its cost.
+        from airflow_platform.bootstrap.startup import StartupScriptError, run_startup_script
+
         started = time.monotonic()
         log(f"running {script} (limit {settings.startup_timeout:g} s)")
         try:
@@ -90,7 +102,7 @@ def prepare(
 
     requirements: InstallResult | None = None
     try:
-        requirements = Installer(settings, env, log).install(layout.requirements)
+        requirements = install_requirements(settings, env, log)
     except RequirementsError as exc:
         if settings.on_failure != "continue":
             raise BootstrapError(
@@ -118,7 +130,16 @@ def _airflow_home(env: Mapping[str, str]) -> Path | None:
     return Path(home) if home else None
 
 
-def run(component: str, argv: Sequence[str]) -> None:
+def start(component: str, argv: Sequence[str]) -> int:
+    """The `bootstrap` command: exec the command, or say why not and return exit code 3."""
+    try:
+        run(component, argv)
+    except BootstrapError as exc:
+        print(f"[bootstrap] error: {exc}", file=sys.stderr, flush=True)
+        return 3
+
+
+def run(component: str, argv: Sequence[str]) -> NoReturn:
     """Prepare, then replace this process with the command (never returns on success)."""
     prepared = prepare(component, argv)
     print(f"[bootstrap] exec {' '.join(prepared.argv)}", file=sys.stderr, flush=True)

@@ -51,13 +51,13 @@ def _metadata_stamp(path: str) -> str:
 
 
 def installed_fingerprint(exclude: tuple[Path, ...] = ()) -> bytes:
-    """The distribution folders on sys.path, in the order the installed set is built from."""
+    """The distribution folders on sys.path, in the order the installed set is built from
+    (first one of a name wins), so equal fingerprints mean equal installed sets."""
     excluded = tuple(os.path.realpath(p) for p in exclude)
     parts: list[str] = []
     for entry in sys.path:
         if not entry or not os.path.isdir(entry) or is_under(os.path.realpath(entry), excluded):
             continue
-        parts.append("\0")
         for name in sorted(os.listdir(entry)):
             if not name.endswith(_METADATA_SUFFIXES):
                 continue

@@ -1,18 +1,20 @@
-"""Installing requirements.txt into the packages directory, fast after the first start.
+"""The full requirements install, for a start whose inputs no earlier start has seen.
 
-Cold start: resolve with the constraints (`uv pip compile`), drop what the image already
-has, install the rest with `uv pip install --target --no-deps`, then keep both the
+Resolve with the constraints (`uv pip compile`), drop what the image already has, install
+the rest with `uv pip install --target --no-deps --compile-bytecode`, then keep both the
 resolution and the installed tree in the cache directory, keyed by
-sha256(requirements + constraints + Python + platform + bundle).
+sha256(requirements + constraints + Python + platform + bundle). Bytecode is compiled at
+install time because images commonly run with PYTHONDONTWRITEBYTECODE=1: without it every
+start would compile every module it imports again.
 
-Warm start, fastest first: the packages directory already holds this key (container
-restart) -> nothing to do; the cache holds the installed tree -> copy it (the default);
-the cache holds the resolution -> install it offline from uv's wheel cache.
+Before resolving, the cheaper outcomes are tried: the packages directory already holds
+this key; the cache holds the installed tree -> hard-link it (the default); the cache
+holds the resolution -> install it offline from uv's wheel cache. requirements_step
+runs first and skips all of this when the raw inputs were seen before.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -21,9 +23,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -35,30 +35,11 @@ from airflow_platform.bootstrap.constraints import (
     essential_versions,
     installed_distributions,
 )
-from airflow_platform.bootstrap.requirements_file import RequirementsFile, read_requirements
+from airflow_platform.bootstrap.inputs_key import CACHE_FORMAT, find_bundle
+from airflow_platform.bootstrap.requirements_file import RequirementsFile, parse_requirements
+from airflow_platform.bootstrap.result import InstallResult, RequirementsError
 from airflow_platform.bootstrap.settings import BootstrapSettings
-from airflow_platform.paths import SyncLayout
-
-CACHE_FORMAT = "1"  # bump when the cache layout changes
-MARKER = ".airflow-platform-requirements"
-BUNDLE_DIR = "wheels"  # inside the plugins folder: a bundle from `requirements package`
-
-
-class RequirementsError(RuntimeError):
-    pass
-
-
-@dataclass
-class InstallResult:
-    status: str  # none | unchanged | tree-cache | wheel-cache | installed
-    key: str = ""
-    packages: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    offline_bundle: Path | None = None
-
-    @property
-    def installed(self) -> bool:
-        return self.status != "none"
+from airflow_platform.bootstrap.tree_cache import MARKER, TreeCache, clear, listed, write_atomic
 
 
 def uv_binary() -> str:
@@ -75,14 +56,6 @@ def uv_binary() -> str:
         return found
 
 
-def find_bundle(layout: SyncLayout) -> Path | None:
-    """A wheel bundle unpacked into the plugins folder (private networks)."""
-    candidate = layout.plugins / BUNDLE_DIR
-    if candidate.is_dir() and any(candidate.glob("*.whl")):
-        return candidate
-    return None
-
-
 def cache_key(requirements_text: str, constraints_text: str, bundle: Path | None = None) -> str:
     digest = hashlib.sha256()
     for part in (
@@ -90,6 +63,7 @@ def cache_key(requirements_text: str, constraints_text: str, bundle: Path | None
         requirements_text,
         constraints_text,
         sys.version,
+        sys.executable,  # installed scripts' shebangs name it
         sys.implementation.cache_tag or "",
         sysconfig.get_platform(),
         "\n".join(sorted(p.name for p in bundle.glob("*.whl"))) if bundle else "",
@@ -114,22 +88,6 @@ def uv_environment(base: Mapping[str, str], cache_dir: Path) -> dict[str, str]:
     return env
 
 
-def _clear(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for child in directory.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def _run_uv(args: list[str], env: Mapping[str, str], what: str) -> str:
     proc = subprocess.run(
         [uv_binary(), *args], env=dict(env), capture_output=True, text=True, check=False
@@ -152,6 +110,7 @@ class Installer:
         self.settings = settings
         self.environment = dict(os.environ if environment is None else environment)
         self.log = log or (lambda message: print(f"[bootstrap] {message}", file=sys.stderr))
+        self._requirements_bytes = b""  # what install() checks (a bundle must match it)
 
     # -- inputs -----------------------------------------------------------------------
     def _constraints(self, installed: dict[str, str]) -> Constraints:
@@ -162,39 +121,41 @@ class Installer:
                 raise RequirementsError(str(exc)) from None
         return Constraints.from_installed(installed)
 
-    def prepare(self, requirements: Path) -> tuple[RequirementsFile, Constraints, dict[str, str]]:
+    def prepare(
+        self, requirements: Path, data: bytes | None = None
+    ) -> tuple[RequirementsFile, Constraints, dict[str, str], list[str]]:
         installed = installed_distributions(exclude=(self.settings.packages_dir,))
         constraints = self._constraints(installed)
         essentials = essential_versions(installed)
-        parsed = read_requirements(requirements, self.settings.layout)
+        raw = requirements.read_bytes() if data is None else data
+        parsed = parse_requirements(raw.decode(errors="replace"), self.settings.layout)
         report = check_requirements(parsed, constraints, essentials)
-        for warning in report.warnings:
-            self.log(f"{requirements.name} {warning}")
+        notes = [f"{requirements.name} {warning}" for warning in report.warnings]
+        for note in notes:
+            self.log(note)
         if not report.ok:
             lines = "\n".join(f"  - {error}" for error in report.errors)
             raise RequirementsError(f"{requirements} cannot be installed:\n{lines}")
         parsed.requirements = [r for r in parsed.requirements if r.name not in report.provided]
-        return parsed, constraints, installed
+        return parsed, constraints, installed, notes
 
     # -- the install ------------------------------------------------------------------
-    def install(self, requirements: Path) -> InstallResult:
-        started = time.monotonic()
-        if not requirements.is_file():
+    def install(self, requirements: Path, data: bytes | None = None) -> InstallResult:
+        """Check, resolve and install `requirements` (its content `data` when given)."""
+        if not requirements.is_file() and data is None:
             return InstallResult("none")
-        parsed, constraints, installed = self.prepare(requirements)
+        self._requirements_bytes = requirements.read_bytes() if data is None else data
+        parsed, constraints, installed, notes = self.prepare(requirements, self._requirements_bytes)
         if not parsed.requirements:
-            self.log(f"{requirements} lists nothing to install")
-            return InstallResult("none")
+            notes.append(f"{requirements} lists nothing to install")
+            self.log(notes[-1])
+            return InstallResult("none", notes=notes)
         bundle = find_bundle(self.settings.layout)
         text = parsed.installer_text()
         key = cache_key(text, constraints.text, bundle)
         result = self._install_keyed(parsed, text, constraints, installed, key, bundle)
-        result.seconds = time.monotonic() - started
+        result.notes = notes
         result.offline_bundle = bundle
-        self.log(
-            f"requirements: {result.status} ({len(result.packages)} package(s) in "
-            f"{self.settings.packages_dir}, {result.seconds:.2f} s, key {key[:12]})"
-        )
         return result
 
     def _install_keyed(
@@ -207,22 +168,19 @@ class Installer:
         bundle: Path | None,
     ) -> InstallResult:
         target = self.settings.packages_dir
-        marker = target / MARKER
-        with contextlib.suppress(OSError):
-            if marker.read_text().strip() == key:
-                return InstallResult("unchanged", key, self._listed(target))
+        try:
+            if (target / MARKER).read_text().strip() == key:
+                return InstallResult("unchanged", key, listed(target))
+        except OSError:
+            pass
         mode = self.settings.cache_mode
-        cache = self.settings.cache_dir
-        tree = cache / "trees" / key
-        resolved_file = cache / "resolved" / f"{key}.txt"
-        if mode == "tree" and (tree / MARKER).is_file():
-            self.log(f"restoring installed packages from the cache ({tree})")
-            _clear(target)
-            shutil.copytree(
-                tree, target, symlinks=True, dirs_exist_ok=True, copy_function=_link_or_copy
-            )
-            return InstallResult("tree-cache", key, self._listed(target))
-        uv_env = uv_environment(self.environment, cache)
+        cache = TreeCache(self.settings.cache_dir)
+        if mode == "tree" and cache.has_tree(key):
+            self.log(f"restoring installed packages from the cache ({cache.tree(key)})")
+            cache.restore(key, target)
+            return InstallResult("tree-cache", key, listed(target))
+        uv_env = uv_environment(self.environment, self.settings.cache_dir)
+        resolved_file = cache.resolved(key)
         if mode != "off" and resolved_file.is_file():
             self.log("installing the cached resolution offline from the wheel cache")
             try:
@@ -230,8 +188,8 @@ class Installer:
             except RequirementsError as exc:
                 self.log(f"offline install from the cache failed, installing afresh: {exc}")
             else:
-                self._finish(target, key, tree if mode == "tree" else None)
-                return InstallResult("wheel-cache", key, self._listed(target))
+                self._finish(target, key, cache if mode == "tree" else None)
+                return InstallResult("wheel-cache", key, listed(target))
         if bundle:
             resolved = self._bundle_resolution(bundle, installed)
         else:
@@ -243,12 +201,12 @@ class Installer:
         install_text = "\n".join([*parsed.options, *resolved]) + "\n"
         self._uv_install(install_text, uv_env, bundle, offline=False)
         if mode != "off":
-            resolved_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = resolved_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(install_text)
-            os.replace(tmp, resolved_file)
-        self._finish(target, key, tree if mode == "tree" else None)
-        return InstallResult("installed", key, self._listed(target))
+            try:
+                write_atomic(resolved_file, install_text)
+            except OSError as exc:
+                self.log(f"could not store the resolution in the cache: {exc}")
+        self._finish(target, key, cache if mode == "tree" else None)
+        return InstallResult("installed", key, listed(target))
 
     def _resolve(
         self,
@@ -285,7 +243,6 @@ class Installer:
     def _bundle_resolution(self, bundle: Path, installed: dict[str, str]) -> list[str]:
         """A bundle was resolved when it was built (with the image's packages visible, which
         an offline resolver cannot see): install its lock, if it matches requirements.txt."""
-        requirements = self.settings.layout.requirements
         try:
             manifest = json.loads((bundle / "bundle.json").read_text())
             lock = (bundle / "requirements.lock.txt").read_text().splitlines()
@@ -294,7 +251,7 @@ class Installer:
                 f"the wheel bundle in {bundle} is incomplete ({exc}); rebuild it with "
                 "`airflow-platform requirements package`"
             ) from None
-        digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+        digest = hashlib.sha256(self._requirements_bytes).hexdigest()
         if manifest.get("requirements_sha256") != digest:
             raise RequirementsError(
                 f"the wheel bundle in {bundle} was built for another requirements.txt; rebuild "
@@ -335,7 +292,7 @@ class Installer:
         self, text: str, uv_env: Mapping[str, str], bundle: Path | None, offline: bool
     ) -> None:
         target = self.settings.packages_dir
-        _clear(target)
+        clear(target)
         with tempfile.TemporaryDirectory(prefix="requirements-") as tmp:
             req = Path(tmp) / "install.txt"
             req.write_text(text)
@@ -347,6 +304,7 @@ class Installer:
                 "--no-deps",
                 "--python",
                 sys.executable,
+                "--compile-bytecode",  # see the module docstring
                 "--quiet",
                 "-r",
                 str(req),
@@ -358,24 +316,14 @@ class Installer:
             try:
                 _run_uv(args, uv_env, "installing requirements.txt")
             except RequirementsError:
-                _clear(target)  # never leave a half-installed tree on the path
+                clear(target)  # never leave a half-installed tree on the path
                 raise
 
-    def _finish(self, target: Path, key: str, tree: Path | None) -> None:
+    def _finish(self, target: Path, key: str, cache: TreeCache | None) -> None:
         (target / MARKER).write_text(key + "\n")
-        if tree is None or tree.exists():
+        if cache is None:
             return
-        tree.parent.mkdir(parents=True, exist_ok=True)
-        staging = tree.parent / f".{key}.{os.getpid()}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(target, staging, symlinks=True)
         try:
-            os.rename(staging, tree)  # atomic: pods sharing the cache never see half a tree
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)  # another start stored it first
-
-    @staticmethod
-    def _listed(target: Path) -> list[str]:
-        return sorted(
-            p.name.removesuffix(".dist-info") for p in target.glob("*.dist-info") if p.is_dir()
-        )
+            cache.publish(target, key)
+        except OSError as exc:  # the install stands; only later starts lose the shortcut
+            self.log(f"could not store the installed tree in the cache: {exc}")

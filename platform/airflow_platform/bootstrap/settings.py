@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_platform.paths import DEFAULT_SYNC_ROOT, SYNC_ROOT_ENV, SyncLayout
@@ -39,15 +38,34 @@ class SettingsError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
 class BootstrapSettings:
-    layout: SyncLayout
-    packages_dir: Path
-    cache_dir: Path
-    constraints: Path | None
-    on_failure: str  # fail | continue
-    startup_timeout: float
-    cache_mode: str  # tree | wheels | off
+    __slots__ = (
+        "cache_dir",
+        "cache_mode",
+        "constraints",
+        "layout",
+        "on_failure",
+        "packages_dir",
+        "startup_timeout",
+    )  # a plain class: see result.InstallResult
+
+    def __init__(
+        self,
+        layout: SyncLayout,
+        packages_dir: Path,
+        cache_dir: Path,
+        constraints: Path | None,
+        on_failure: str,  # fail | continue
+        startup_timeout: float,
+        cache_mode: str,  # tree | wheels | off
+    ) -> None:
+        self.layout = layout
+        self.packages_dir = packages_dir
+        self.cache_dir = cache_dir
+        self.constraints = constraints
+        self.on_failure = on_failure
+        self.startup_timeout = startup_timeout
+        self.cache_mode = cache_mode
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BootstrapSettings:

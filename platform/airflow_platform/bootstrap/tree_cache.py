@@ -1,0 +1,191 @@
+"""The cache directory's layout and the file operations on it, standard library only.
+
+    trees/<key>/        an installed packages tree (with bytecode), published by rename
+    resolved/<key>.txt  the pinned resolution behind that tree (for the wheel strategy)
+    inputs/<inputs key> what a start with those raw inputs ended with: the tree key (or
+                        "-" for nothing to install), then the checks' notes
+
+The cache may be a volume shared by every pod of an environment (an EFS claim), so every
+write lands under a unique temporary name first and is published by an atomic rename:
+a reader sees a whole file or tree, or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+MARKER = ".airflow-platform-requirements"  # tree key, in a tree and in the packages dir
+INPUTS_MARKER = ".airflow-platform-inputs"  # packages dir only: the inputs key, then the entry
+_NOTHING = "-"
+_KEY_CHARS = frozenset("0123456789abcdef")
+
+
+def _is_key(value: str) -> bool:
+    return len(value) == 64 and set(value) <= _KEY_CHARS
+
+
+class InputsEntry:
+    """The outcome of a start: which tree ("" when there was nothing to install), and
+    the notes its checks logged."""
+
+    __slots__ = ("key", "notes")  # a plain class: see result.InstallResult
+
+    def __init__(self, key: str, notes: tuple[str, ...] = ()) -> None:
+        self.key = key
+        self.notes = notes
+
+    def render(self) -> str:
+        notes = (note.replace("\n", " ") for note in self.notes)  # one line each
+        return "\n".join([self.key or _NOTHING, *notes]) + "\n"
+
+    @classmethod
+    def parse(cls, text: str) -> InputsEntry | None:
+        lines = text.splitlines()
+        if not lines or not (lines[0] == _NOTHING or _is_key(lines[0])):
+            return None  # not written by this version: treat as a miss
+        return cls("" if lines[0] == _NOTHING else lines[0], tuple(lines[1:]))
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_atomic(path: Path, text: str, shared: bool = True) -> None:
+    """Write beside `path`, then rename over it: readers see the old or the new file.
+
+    `shared` (the cache volume, written by many pods whose process ids collide): a unique
+    temporary name and an fsync, so a crash never publishes a truncated file. Otherwise
+    (the pod's own packages dir, gone with the pod) the process id is unique enough.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not shared:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return
+    import tempfile
+
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide it from other users of the cache
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+
+
+def clear(directory: Path) -> None:
+    """Empty `directory`, markers first: an interrupted clear never looks installed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in (INPUTS_MARKER, MARKER):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            import shutil
+
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Recreate `src` in `dst` with hard links (a copy across file systems), the marker
+    last, so a restore cut short never looks complete."""
+    can_link = True
+
+    def place(source: str, target: str) -> None:
+        nonlocal can_link
+        if can_link:
+            try:
+                os.link(source, target, follow_symlinks=False)
+                return
+            except OSError:
+                can_link = False  # another file system (e.g. a shared cache volume)
+        import shutil
+
+        shutil.copy2(source, target)
+
+    def walk(source: str, target: str, top: bool) -> None:
+        # scandir's entry types come with the listing: no stat per file on a warm start.
+        with os.scandir(source) as entries:
+            for entry in entries:
+                out = os.path.join(target, entry.name)
+                if entry.is_symlink():
+                    os.symlink(os.readlink(entry.path), out)
+                elif entry.is_dir():
+                    os.mkdir(out)
+                    walk(entry.path, out, top=False)
+                elif not (top and entry.name == MARKER):
+                    place(entry.path, out)
+
+    walk(str(src), str(dst), top=True)
+    if (src / MARKER).exists():
+        place(str(src / MARKER), str(dst / MARKER))
+
+
+def listed(target: Path) -> list[str]:
+    """The distributions in a packages tree, as name-version."""
+    with os.scandir(target) as entries:
+        return sorted(
+            e.name.removesuffix(".dist-info")
+            for e in entries
+            if e.name.endswith(".dist-info") and e.is_dir()
+        )
+
+
+class TreeCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def tree(self, key: str) -> Path:
+        return self.root / "trees" / key
+
+    def resolved(self, key: str) -> Path:
+        return self.root / "resolved" / f"{key}.txt"
+
+    def has_tree(self, key: str) -> bool:
+        return (self.tree(key) / MARKER).is_file()
+
+    def restore(self, key: str, target: Path) -> None:
+        clear(target)
+        link_tree(self.tree(key), target)
+
+    def publish(self, source: Path, key: str) -> None:
+        """Store a copy of `source` as the tree for `key` unless one is there already."""
+        tree = self.tree(key)
+        if tree.exists():
+            return
+        import shutil
+        import tempfile
+
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=tree.parent, prefix=f".{key}.", suffix=".partial"))
+        try:
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide it from other users of the cache
+            shutil.copytree(source, staging, symlinks=True, dirs_exist_ok=True)
+            (staging / INPUTS_MARKER).unlink(missing_ok=True)  # belongs to one pod only
+            os.rename(staging, tree)  # atomic: pods sharing the cache never see half a tree
+        except OSError:
+            if not self.has_tree(key):
+                raise
+            # Another start stored the same tree first; its copy serves everyone.
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def inputs_entry(self, inputs: str) -> InputsEntry | None:
+        text = read_text(self.root / "inputs" / inputs)
+        return InputsEntry.parse(text) if text is not None else None
+
+    def record_inputs(self, inputs: str, entry: InputsEntry) -> None:
+        write_atomic(self.root / "inputs" / inputs, entry.render())
