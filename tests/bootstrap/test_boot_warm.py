@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from boot_helpers import PodDirs
 
 from airflow_platform.bootstrap.entrypoint import BootstrapError, prepare
 from airflow_platform.bootstrap.result import InstallResult
+from airflow_platform.bootstrap.tree_cache import MARKER, STALE_STAGING_SECONDS, TreeCache
 from airflow_platform.cli import bootstrap_request
 
 CLI = str(Path(sys.executable).parent / "airflow-platform")
@@ -237,3 +239,23 @@ def test_only_the_exact_bootstrap_form_takes_the_fast_path(
     args: list[str], expected: tuple[str, list[str]] | None
 ) -> None:
     assert bootstrap_request(args) == expected
+
+
+def test_publishing_a_tree_drops_stale_staging_but_not_fresh(tmp_path: Path) -> None:
+    """A pod killed mid-publish leaves a staging tree; the next publish removes it once it is
+    old enough that nobody can still be writing it."""
+    cache = TreeCache(tmp_path / "cache")
+    trees = tmp_path / "cache" / "trees"
+    stale, fresh = trees / f".{'a' * 64}.x1.partial", trees / f".{'b' * 64}.x2.partial"
+    for leftover in (stale, fresh):
+        (leftover / "pkg").mkdir(parents=True)
+    old = time.time() - STALE_STAGING_SECONDS - 60
+    os.utime(stale, (old, old))
+    source = tmp_path / "installed"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "__init__.py").write_text("x = 1\n")
+    key = "c" * 64
+    (source / MARKER).write_text(key + "\n")
+    cache.publish(source, key)
+    assert cache.has_tree(key)
+    assert not stale.exists() and fresh.exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 MARKER = ".airflow-platform-requirements"  # tree key, in a tree and in the packages dir
 INPUTS_MARKER = ".airflow-platform-inputs"  # packages dir only: the inputs key, then the entry
 _NOTHING = "-"
+STALE_STAGING_SECONDS = 3600.0
 _KEY_CHARS = frozenset("0123456789abcdef")
 
 
@@ -170,6 +171,7 @@ class TreeCache:
         import tempfile
 
         tree.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_stale_staging()
         staging = Path(tempfile.mkdtemp(dir=tree.parent, prefix=f".{key}.", suffix=".partial"))
         try:
             staging.chmod(0o755)  # mkdtemp's 0700 would hide it from other users of the cache
@@ -182,6 +184,18 @@ class TreeCache:
             # Another start stored the same tree first; its copy serves everyone.
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _drop_stale_staging(self) -> None:
+        """Staging trees of starts killed while publishing; one older than an hour is no
+        longer being written (a copy takes seconds), so it only holds space."""
+        import shutil
+        import time
+
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        for leftover in self.root.joinpath("trees").glob(".*.partial"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < cutoff:
+                    shutil.rmtree(leftover, ignore_errors=True)
 
     def inputs_entry(self, inputs: str) -> InputsEntry | None:
         text = read_text(self.root / "inputs" / inputs)
