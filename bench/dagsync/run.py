@@ -268,15 +268,22 @@ def main() -> None:
             bundle_proc = None
 
         changed = keys[:: max(1, len(keys) // max(1, len(keys) // 100))][: len(keys) // 100]
+
+        def rewrite(which: list[str], generation: int) -> None:
+            """Put new content (of a new size) under `which`, 16 at a time."""
+            with ThreadPoolExecutor(16) as pool:
+                list(
+                    pool.map(
+                        lambda k: s3.put_object(
+                            Bucket=bucket, Key=k, Body=body(keys.index(k), generation)
+                        ),
+                        which,
+                    )
+                )
+
         print(f"changing {len(changed)} objects (1%) ...", flush=True)
         time.sleep(1.1)  # S3 LastModified has 1 s resolution; aws s3 sync compares it
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda k: s3.put_object(Bucket=bucket, Key=k, Body=body(keys.index(k), 1)),
-                    changed,
-                )
-            )
+        rewrite(changed, 1)
         print("incremental sync ...", flush=True)
         results["dagsync"]["incremental"] = timed(ours, env)
         results["aws s3 sync"]["incremental"] = timed(theirs, env)
@@ -297,24 +304,12 @@ def main() -> None:
         t = time.perf_counter()
         assert sync.run_cycle("bench").ok
         inproc_cold = time.perf_counter() - t
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda k: s3.put_object(Bucket=bucket, Key=k, Body=body(keys.index(k), 2)),
-                    changed,
-                )
-            )
+        rewrite(changed, 2)
         t = time.perf_counter()
         assert sync.run_cycle("bench").ok
         inproc_incr = time.perf_counter() - t
         # What an event-triggered sync does: re-read only the keys the events named.
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda k: s3.put_object(Bucket=bucket, Key=k, Body=body(keys.index(k), 3)),
-                    changed,
-                )
-            )
+        rewrite(changed, 3)
         t = time.perf_counter()
         assert sync.run_cycle("bench", set(changed)).ok
         targeted = time.perf_counter() - t
@@ -367,13 +362,7 @@ def main() -> None:
         # their S3 events; done when every changed file shows its new content.
         targets = [work / "events" / "dags" / "current" / k.removeprefix("dags/") for k in changed]
         first_put = time.perf_counter()
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda k: s3.put_object(Bucket=bucket, Key=k, Body=body(keys.index(k), 4)),
-                    changed,
-                )
-            )
+        rewrite(changed, 4)
         last_put = time.perf_counter()
         while not all(b"generation 4" in t.read_bytes()[:40] for t in targets):
             if time.perf_counter() - first_put > 120:
