@@ -151,7 +151,11 @@ class DagMirror:
                     desired[rel] = _entry(answer)
                     staged[rel] = (answer, staging)
             desired, _ = drop_path_conflicts(desired)
-            return self._publish(build, previous, desired, [], staged)
+            changes = diff(previous, desired)
+            if changes.empty:
+                build.discard()
+                return self._unchanged(previous, desired, changes, [])
+            return self._publish(build, previous, desired, changes, [], staged)
         except BaseException:
             build.discard()
             raise
@@ -190,21 +194,21 @@ class DagMirror:
         self, desired: dict[str, ObjectEntry], skipped: list[str] | None = None
     ) -> DagsOutcome:
         previous = self.previous_manifest()
-        if previous is not None and diff(previous, desired).empty:
-            return self._unchanged(previous, desired, skipped or [])
+        changes = diff(previous or Manifest(), desired)
+        if previous is not None and changes.empty:
+            return self._unchanged(previous, desired, changes, skipped or [])
         build = self.store.begin()
         try:
-            return self._publish(build, previous, desired, skipped or [], {})
+            return self._publish(build, previous, desired, changes, skipped or [], {})
         except BaseException:
             build.discard()
             raise
 
     @staticmethod
     def _unchanged(
-        previous: Manifest, desired: dict[str, ObjectEntry], skipped: list[str]
+        previous: Manifest, desired: dict[str, ObjectEntry], nothing: Diff, skipped: list[str]
     ) -> DagsOutcome:
         newest = max((e.last_modified for e in desired.values()), default=0.0)
-        nothing = diff(previous, desired)
         return DagsOutcome(None, nothing, len(desired), previous.total_bytes, 0, newest, skipped)
 
     def _publish(
@@ -212,15 +216,12 @@ class DagMirror:
         build: Build,
         previous: Manifest | None,
         desired: dict[str, ObjectEntry],
+        changes: Diff,
         skipped: list[str],
         staged: dict[str, tuple[Fetched, Path]],
     ) -> DagsOutcome:
-        """Fill the build (links, files already staged, downloads) and swap it in; an
-        empty diff discards it. The caller discards the build when this raises."""
-        changes = diff(previous or Manifest(), desired)
-        if previous is not None and changes.empty:
-            build.discard()
-            return self._unchanged(previous, desired, skipped)
+        """Fill the build (links, files already staged, downloads) and swap it in. The
+        caller discards the build when this raises."""
         entries, downloaded = self._build(build, previous, desired, changes, staged)
         manifest = Manifest(entries)
         manifest.save(build.path / MANIFEST)
