@@ -5,7 +5,7 @@ component. Input of each template: (dict "root" $ "component" "<component>").
 
 {{/* The MWAA log type a component's logs belong to (logging.<type>). */}}
 {{- define "airflow-platform.logType" -}}
-{{- get (dict "scheduler" "scheduler" "triggerer" "scheduler" "migrations" "scheduler" "dag-processor" "dagProcessing" "api-server" "webServer" "worker" "worker") .component -}}
+{{- get (dict "scheduler" "scheduler" "triggerer" "scheduler" "migrations" "scheduler" "dag-processor" "dagProcessing" "api-server" "webServer" "execution-api" "webServer" "worker" "worker") .component -}}
 {{- end -}}
 
 {{/* MWAA's log group name of a log type: airflow-<env>-<Type>. */}}
@@ -91,12 +91,68 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
 {{- end -}}
 
 {{/*
+Which secrets a component's containers receive: each only what its own code reads (the matrix
+in the chart README). Task code runs in worker containers, which get none of the keys that sign
+or decrypt anything (JWT secret, API secret key, Fernet key) and no metadata database URL: they
+reach Airflow through the execution API with the short-lived token the scheduler signed.
+log-server is the worker pod's log-server container (the API secret key validates log requests).
+Input: (dict "root" $ "component" "x" ["secretsOf" "y"]): secretsOf gives a container the set of
+another component (wait-for-migrations: that of migrations).
+*/}}
+{{- define "airflow-platform.componentSecrets" -}}
+{{- toJson (get (dict
+  "scheduler" (list "database" "fernetKey" "jwtSecret" "resultBackend")
+  "dag-processor" (list "database" "fernetKey")
+  "triggerer" (list "database" "fernetKey" "apiSecretKey")
+  "api-server" (list "database" "fernetKey" "jwtSecret" "apiSecretKey")
+  "execution-api" (list "database" "fernetKey" "jwtSecret")
+  "worker" (list "resultBackend")
+  "log-server" (list "apiSecretKey")
+  "migrations" (list "database")
+) (.secretsOf | default .component)) -}}
+{{- end -}}
+
+{{/* The Celery result backend's Secret: its own (a least-privilege role), else the database's. */}}
+{{- define "airflow-platform.resultBackendSecret" -}}
+{{- $rb := .root.Values.database.resultBackendSecret -}}
+{{- if $rb.existingSecret -}}
+{{- toJson (list $rb.existingSecret $rb.secretKey) -}}
+{{- else -}}
+{{- include "airflow-platform.databaseSecret" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The secret env entries of a component (see componentSecrets). */}}
+{{- define "airflow-platform.secretsEnv" -}}
+{{- $v := .root.Values -}}
+{{- $has := fromJsonArray (include "airflow-platform.componentSecrets" .) -}}
+{{- if has "database" $has }}
+{{- $db := fromJsonArray (include "airflow-platform.databaseSecret" .) }}
+{{ include "airflow-platform.secretEnv" (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" (index $db 0) (index $db 1)) }}
+{{- end }}
+{{- if has "resultBackend" $has }}
+{{- $rb := fromJsonArray (include "airflow-platform.resultBackendSecret" .) }}
+{{ include "airflow-platform.secretEnv" (list "AIRFLOW_PLATFORM_RESULT_BACKEND_URL" (index $rb 0) (index $rb 1)) }}
+- name: AIRFLOW__CELERY__RESULT_BACKEND
+  value: db+$(AIRFLOW_PLATFORM_RESULT_BACKEND_URL)
+{{- end }}
+{{- if has "fernetKey" $has }}
+{{ include "airflow-platform.secretEnv" (list "AIRFLOW__CORE__FERNET_KEY" $v.secrets.fernetKey.secretName $v.secrets.fernetKey.key) }}
+{{- end }}
+{{- if has "apiSecretKey" $has }}
+{{ include "airflow-platform.secretEnv" (list "AIRFLOW__API__SECRET_KEY" $v.secrets.apiSecretKey.secretName $v.secrets.apiSecretKey.key) }}
+{{- end }}
+{{- if has "jwtSecret" $has }}
+{{ include "airflow-platform.secretEnv" (list "AIRFLOW__API_AUTH__JWT_SECRET" $v.secrets.jwtSecret.secretName $v.secrets.jwtSecret.key) }}
+{{- end }}
+{{- end -}}
+
+{{/*
 The environment of every Airflow container. Platform-owned settings first (users cannot
 override them: the schema refuses those keys), then the mergeable configuration.
 */}}
 {{- define "airflow-platform.env" -}}
 {{- $v := .root.Values -}}
-{{- $db := fromJsonArray (include "airflow-platform.databaseSecret" .) -}}
 - name: AIRFLOW_HOME
   value: /opt/airflow
 - name: AIRFLOW_CONFIG
@@ -125,11 +181,8 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__CORE__PLUGINS_FOLDER
   value: /opt/airflow/sync/plugins/current
 - name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
-  value: {{ printf "%s/execution/" (include "airflow-platform.apiServerUrl" .root) }}
-{{ include "airflow-platform.secretEnv" (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" (index $db 0) (index $db 1)) }}
-{{ include "airflow-platform.secretEnv" (list "AIRFLOW__CORE__FERNET_KEY" $v.secrets.fernetKey.secretName $v.secrets.fernetKey.key) }}
-{{ include "airflow-platform.secretEnv" (list "AIRFLOW__API__SECRET_KEY" $v.secrets.apiSecretKey.secretName $v.secrets.apiSecretKey.key) }}
-{{ include "airflow-platform.secretEnv" (list "AIRFLOW__API_AUTH__JWT_SECRET" $v.secrets.jwtSecret.secretName $v.secrets.jwtSecret.key) }}
+  value: {{ include "airflow-platform.executionApiUrl" .root }}
+{{- include "airflow-platform.secretsEnv" . }}
 - name: AIRFLOW__CELERY__BROKER_URL
   # Credentials come from IRSA; the queue URL from predefined_queues.
   value: sqs://

@@ -1,7 +1,7 @@
 {{/*
 Names, labels, metadata and small lookups shared by every template.
 Components are named after Airflow's own: scheduler, dag-processor, triggerer, api-server,
-worker, migrations (plus pgbouncer and helm-test).
+worker, migrations, plus execution-api (the task execution API alone), pgbouncer and helm-test.
 */}}
 
 {{- define "airflow-platform.name" -}}
@@ -72,7 +72,7 @@ metadata:
 
 {{/* The values key of a component. */}}
 {{- define "airflow-platform.valuesKey" -}}
-{{- get (dict "scheduler" "scheduler" "dag-processor" "dagProcessor" "triggerer" "triggerer" "api-server" "apiServer" "worker" "workers" "migrations" "migrations") . -}}
+{{- get (dict "scheduler" "scheduler" "dag-processor" "dagProcessor" "triggerer" "triggerer" "api-server" "apiServer" "execution-api" "executionApi" "worker" "workers" "migrations" "migrations") . -}}
 {{- end -}}
 
 {{/* A component's own values. Input: (dict "root" $ "component" "x"). Output: YAML. */}}
@@ -107,7 +107,7 @@ request and limit (a fixed size, like an MWAA Fargate task: Guaranteed QoS).
 {{- if $own -}}
 {{- toYaml $own -}}
 {{- else -}}
-{{- $size := get (dict "scheduler" "scheduler" "dag-processor" "scheduler" "triggerer" "webserver" "api-server" "webserver" "worker" "worker") .component -}}
+{{- $size := get (dict "scheduler" "scheduler" "dag-processor" "scheduler" "triggerer" "webserver" "api-server" "webserver" "execution-api" "webserver" "worker" "worker") .component -}}
 {{- $preset := get (fromYaml (include "airflow-platform.class" .root)) $size -}}
 {{- toYaml (dict "requests" $preset "limits" $preset) -}}
 {{- end -}}
@@ -150,6 +150,11 @@ request and limit (a fixed size, like an MWAA Fargate task: Guaranteed QoS).
 {{/* In-cluster URL of the API server Service. */}}
 {{- define "airflow-platform.apiServerUrl" -}}
 {{- printf "http://%s.%s.svc.cluster.local:%d" (include "airflow-platform.componentName" (dict "root" . "component" "api-server")) .Release.Namespace (.Values.apiServer.servicePort | int) -}}
+{{- end -}}
+
+{{/* In-cluster URL of the task execution API Service (what task supervisors call). */}}
+{{- define "airflow-platform.executionApiUrl" -}}
+{{- printf "http://%s.%s.svc.cluster.local:%d/execution/" (include "airflow-platform.componentName" (dict "root" . "component" "execution-api")) .Release.Namespace (.Values.executionApi.servicePort | int) -}}
 {{- end -}}
 
 {{/* apiVersions that older control planes (the test tier) lack. */}}

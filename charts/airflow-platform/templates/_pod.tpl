@@ -142,7 +142,8 @@ spec:
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command: ["airflow", "db", "check-migrations", "--migration-wait-timeout", "{{ $v.migrations.waitTimeoutSeconds }}"]
       env:
-        {{- include "airflow-platform.env" . | nindent 8 }}
+        {{- /* It reads the schema version only: the database URL, none of the keys. */}}
+        {{- include "airflow-platform.env" (merge (dict "secretsOf" "migrations") .) | nindent 8 }}
       resources:
         {{- toYaml $v.migrations.resources | nindent 8 }}
       securityContext:

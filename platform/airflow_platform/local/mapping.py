@@ -134,7 +134,7 @@ def local_secret_table(ctx: LocalContext) -> dict[tuple[str, str], str]:
         key = _dig(ctx.values, f"{value_key}.key")
         if name and key:
             table[(name, key)] = ctx.generated[generated_key]
-    for db in ("database", "kedaDatabase"):
+    for db in ("database", "kedaDatabase", "database.resultBackendSecret"):
         name = _dig(ctx.values, f"{db}.existingSecret")
         key = _dig(ctx.values, f"{db}.secretKey") or "connection"
         if name:

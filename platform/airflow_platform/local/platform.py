@@ -58,7 +58,14 @@ LOCAL_VALUES = Path(__file__).with_name("values-local.yaml")
 EXAMPLE_DAGS = REPO / "dags" / "examples"
 INFRA = ("postgres", "moto", "openbao")
 # Airflow components in start order; all start together, health is awaited afterwards.
-AIRFLOW_COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server", "worker")
+AIRFLOW_COMPONENTS = (
+    "scheduler",
+    "dag-processor",
+    "triggerer",
+    "api-server",
+    "execution-api",
+    "worker",
+)
 
 
 class PlatformError(RuntimeError):
@@ -379,7 +386,7 @@ class LocalPlatform:
             s for s in self.skipped if not s.endswith((":dagsync-init", ":wait-for-migrations"))
         ]
         if extra:
-            self.say("not run locally (they need the Kubernetes API): " + ", ".join(extra))
+            self.say("not run locally (one disk, no Kubernetes API): " + ", ".join(extra))
 
     def _api_alive(self) -> bool:
         launch = self.state.load().get("launch", {})
