@@ -28,13 +28,15 @@ def airflow_env(rendering, component: str) -> dict[str, str]:
     return env_values(container(rendering.one("Deployment", component), component))
 
 
-@pytest.mark.parametrize("component", AIRFLOW_COMPONENTS)
+@pytest.mark.parametrize("component", [*AIRFLOW_COMPONENTS, "execution-api"])
 def test_every_component_gets_the_same_configuration(default, component) -> None:
-    scheduler = env_of(container(default.one("Deployment", "scheduler"), "scheduler"))
-    mine = env_of(container(default.one("Deployment", component), component))
-    # Only the log level may differ (MWAA sets one per log type).
+    """The same configuration everywhere; only the secrets differ (test_least_privilege.py)."""
+    scheduler = env_values(container(default.one("Deployment", "scheduler"), "scheduler"))
+    mine = env_values(container(default.one("Deployment", component), component))
+    # Only the log level may differ (MWAA sets one per log type), and the result backend is
+    # set where its Secret is read.
     differing = {k for k in scheduler.keys() | mine.keys() if scheduler.get(k) != mine.get(k)}
-    assert differing <= {"AIRFLOW__LOGGING__LOGGING_LEVEL"}
+    assert differing <= {"AIRFLOW__LOGGING__LOGGING_LEVEL", "AIRFLOW__CELERY__RESULT_BACKEND"}
 
 
 def test_mwaa_defaults(default) -> None:
@@ -55,9 +57,10 @@ def test_celery_on_sqs(eks) -> None:
     assert float(env["AIRFLOW__CELERY__OPERATION_TIMEOUT"]) > 1.0
 
 
-def test_execution_api_points_at_the_api_server_service(default) -> None:
-    env = airflow_env(default, "worker")
-    service = default.one("Service", "api-server")
+@pytest.mark.parametrize("component", ["worker", "scheduler", "triggerer", "dag-processor"])
+def test_execution_api_url_is_the_internal_service(default, component) -> None:
+    env = airflow_env(default, component)
+    service = default.one("Service", "execution-api")
     port = service["spec"]["ports"][0]["port"]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         f"http://{service['metadata']['name']}.airflow.svc.cluster.local:{port}/execution/"

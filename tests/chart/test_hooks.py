@@ -59,7 +59,9 @@ def test_migrations_use_the_direct_connection_and_no_dagsync(render) -> None:
     assert ref["name"] == "airflow-database"
 
 
-@pytest.mark.parametrize("component", AIRFLOW_COMPONENTS)
+@pytest.mark.parametrize(
+    "component", [c for c in (*AIRFLOW_COMPONENTS, "execution-api") if c != "worker"]
+)
 def test_components_wait_for_migrations(default, component) -> None:
     deployment = default.one("Deployment", component)
     init = [c["name"] for c in deployment["spec"]["template"]["spec"]["initContainers"]]

@@ -63,7 +63,7 @@ def test_no_static_aws_keys_anywhere(render) -> None:
 
 def test_service_accounts_do_not_mount_api_tokens(default) -> None:
     accounts = default.all("ServiceAccount")
-    assert len(accounts) == 6
+    assert len(accounts) == 7
     assert all(a["automountServiceAccountToken"] is False for a in accounts)
     # The one exception, the worker agent's own-pod deletion cost: test_workers_agent.py.
     roles = [r["metadata"]["name"] for r in default.all("Role")]

@@ -66,9 +66,12 @@ def test_formula_reads_the_database_directly_not_through_pgbouncer(render) -> No
         {"parameter": "connection", "name": "airflow-database-direct", "key": "connection"}
     ]
     # The Airflow components go through PgBouncer; KEDA and migrations do not.
-    worker = container(rendering.one("Deployment", "worker"), "worker")
-    conn = {e["name"]: e for e in worker["env"]}["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    scheduler = container(rendering.one("Deployment", "scheduler"), "scheduler")
+    conn = {e["name"]: e for e in scheduler["env"]}["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert conn["valueFrom"]["secretKeyRef"]["name"] == "airflow-database-pgbouncer"
+    worker = container(rendering.one("Deployment", "worker"), "worker")
+    backend = {e["name"]: e for e in worker["env"]}["AIRFLOW_PLATFORM_RESULT_BACKEND_URL"]
+    assert backend["valueFrom"]["secretKeyRef"]["name"] == "airflow-database-pgbouncer"
 
 
 def test_keda_database_defaults_to_the_database_secret(default) -> None:
@@ -106,6 +109,9 @@ def test_worker_probes_do_not_use_celery_remote_control(default) -> None:
     probes = str({k: worker[k] for k in ("livenessProbe", "readinessProbe")})
     assert "inspect" not in probes and "ping" not in probes
     assert "celery worker" in " ".join(worker["livenessProbe"]["exec"]["command"])
-    assert worker["readinessProbe"]["tcpSocket"] == {"port": "logs"}
+    assert worker["readinessProbe"]["exec"] == worker["livenessProbe"]["exec"]
     assert env_values(worker)["AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL"] == "False"
-    assert worker["args"] == ["celery", "worker"]
+    # Logs are served by the pod's log-server container, ready once it answers.
+    assert worker["args"] == ["celery", "worker", "--skip-serve-logs"]
+    log_server = container(default.one("Deployment", "worker"), "log-server")
+    assert log_server["readinessProbe"]["tcpSocket"] == {"port": "logs"}

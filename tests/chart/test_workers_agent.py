@@ -48,8 +48,8 @@ def test_agent_runs_the_scaling_worker_agent_with_its_pod_identity(default) -> N
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["WORKER_AGENT_INTERVAL"]["value"] == "10"
-    # The same database connection as the worker it watches.
-    airflow = env_of(container(worker, "worker"))
+    # The same database connection as the scheduler (the worker container itself has none).
+    airflow = env_of(container(default.one("Deployment", "scheduler"), "scheduler"))
     conn = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
     assert env[conn]["valueFrom"] == airflow[conn]["valueFrom"]
     assert agent["image"] == container(worker, "worker")["image"]
@@ -122,7 +122,7 @@ def test_no_other_pod_mounts_a_token(default) -> None:
 def test_agent_can_be_switched_off(render) -> None:
     rendering = render({"workers": {"deletionCostAgent": {"enabled": False}}})
     pod = _worker_pod(rendering)
-    assert [c["name"] for c in pod["containers"]] == ["worker", "dagsync"]
+    assert [c["name"] for c in pod["containers"]] == ["worker", "dagsync", "log-server"]
     assert not any(v["name"].startswith("worker-agent") for v in pod["volumes"])
     assert rendering.all("Role") == rendering.all("RoleBinding") == []
 
