@@ -46,6 +46,7 @@ def test_exports_reach_the_command(pod: PodDirs) -> None:
         ("triggerer", "scheduler"),
         ("worker", "worker"),
         ("api-server", "webserver"),
+        ("execution-api", "webserver"),
     ],
 )
 def test_component_name_seen_by_the_script(pod: PodDirs, component: str, mwaa_name: str) -> None:

@@ -8,16 +8,26 @@ from pathlib import Path
 
 from airflow_platform.paths import DEFAULT_SYNC_ROOT, SYNC_ROOT_ENV, SyncLayout
 
-COMPONENTS = ("scheduler", "dag-processor", "triggerer", "worker", "api-server", "migrations")
+COMPONENTS = (
+    "scheduler",
+    "dag-processor",
+    "triggerer",
+    "worker",
+    "api-server",
+    "execution-api",
+    "migrations",
+)
 
 # MWAA tells startup.sh which container it runs in with its own three names; the
-# dag-processor and triggerer live inside MWAA's scheduler container.
+# dag-processor and triggerer live inside MWAA's scheduler container, the execution API
+# inside its web server.
 MWAA_COMPONENT_NAMES = {
     "scheduler": "scheduler",
     "dag-processor": "scheduler",
     "triggerer": "scheduler",
     "worker": "worker",
     "api-server": "webserver",
+    "execution-api": "webserver",
     "migrations": "migrations",
 }
 

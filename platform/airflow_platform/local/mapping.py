@@ -6,7 +6,8 @@ module changes, and nothing else:
 | in the rendering                              | locally                                       |
 |-----------------------------------------------|-----------------------------------------------|
 | secretKeyRef to the Secrets named in values   | generated Fernet/API/JWT keys, the PostgreSQL |
-| (secrets.*, database, kedaDatabase)           | URL (state dir, secrets.json)                 |
+| (secrets.*, database[.resultBackendSecret],   | URL (state dir, secrets.json)                 |
+| kedaDatabase)                                 |                                               |
 | secretKeyRef / configMapKeyRef / envFrom to   | the rendered object's data                    |
 | objects the chart renders itself              |                                               |
 | fieldRef (pod name, namespace, pod IP)        | process name, the namespace, 127.0.0.1        |
