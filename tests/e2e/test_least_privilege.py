@@ -32,6 +32,7 @@ OPTIONS = (
 # Every way Airflow reads an option: the value, a command printing it, a secrets-backend key.
 FORBIDDEN_NAMES = {f"{o}{suffix}" for o in OPTIONS for suffix in ("", "_CMD", "_SECRET")}
 SIGNING_SECRETS = ("jwt-secret", "api-secret-key", "fernet-key")
+ORM_BLOCKED = "airflow-db-not-allowed:///"
 
 
 def test_user_facing_api_server_refuses_the_execution_api(platform: LocalPlatform, api) -> None:
@@ -84,7 +85,9 @@ def test_task_code_finds_no_signing_secret(platform, api, runs, helpers, bucket,
     for where, env in environs.items():
         assert isinstance(env, dict), (where, env)
         assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", where
-        assert sorted(FORBIDDEN_NAMES & set(env)) == [], where
+        # The task supervisor points the task's own ORM at a URL that refuses every use.
+        present = {k for k in FORBIDDEN_NAMES & set(env) if env[k] != ORM_BLOCKED}
+        assert sorted(present) == [], where
 
     secrets = platform.state.secrets()
     text = json.dumps({"environs": environs, "files": report["files"]})
