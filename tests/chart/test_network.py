@@ -102,8 +102,11 @@ def describe_ingress(rule: dict, values: dict) -> str:
     (peer,) = rule["from"]
     labels = peer["podSelector"]["matchLabels"]
     if "app.kubernetes.io/component" not in labels:
-        assert labels == {"app.kubernetes.io/instance": RELEASE}
-        return f"release pods ({port})"
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        (expression,) = peer["podSelector"]["matchExpressions"]
+        assert expression["key"] == "app.kubernetes.io/component"
+        assert expression["operator"] == "In"
+        return ", ".join(f"{c} ({port})" for c in expression["values"])
     return f"{labels['app.kubernetes.io/component']} ({port})"
 
 
@@ -113,7 +116,8 @@ def reach(rendering, values: dict, component: str) -> tuple[list[str], list[str]
     for spec in policies_of(rendering, component):
         for rule in spec.get("egress") or []:
             egress += describe_egress(rule, values).split(", ")
-        ingress += [describe_ingress(rule, values) for rule in spec.get("ingress") or []]
+        for rule in spec.get("ingress") or []:
+            ingress += describe_ingress(rule, values).split(", ")
     return egress, ingress
 
 

@@ -37,15 +37,18 @@ ORM_BLOCKED = "airflow-db-not-allowed:///"
 
 def test_user_facing_api_server_refuses_the_execution_api(platform: LocalPlatform, api) -> None:
     ti = "0196b1a4-0000-7000-8000-000000000000"
-    status, body = request("GET", f"{api.base_url}/execution/health")
-    assert body != {"status": "healthy"}  # the UI's page, not the execution API
-    for method, path, payload in (
-        ("PATCH", f"/execution/task-instances/{ti}/run", {}),
-        ("PUT", f"/execution/task-instances/{ti}/heartbeat", {}),
-        ("GET", "/execution/variables/example_greeting", None),
+    # The execution API's own calls: not served.
+    for method, path in (
+        ("PATCH", f"/execution/task-instances/{ti}/run"),
+        ("PUT", f"/execution/task-instances/{ti}/heartbeat"),
+        ("POST", "/execution/xcoms/some_dag/some_run/some_task/some_key"),
     ):
-        status, body = request(method, f"{api.base_url}{path}", payload)
-        assert status in (404, 405) or not isinstance(body, dict), (method, path, status, body)
+        status, body = request(method, f"{api.base_url}{path}", {})
+        assert status == 405, (method, path, status, body)
+    # A GET lands on the UI's catch-all page, never on the execution API.
+    for path in ("/execution/health", "/execution/variables/example_greeting"):
+        status, body = request("GET", f"{api.base_url}{path}")
+        assert isinstance(body, str) and "<html" in body.lower(), (path, status, body)
     assert request("GET", f"{api.base_url}/api/v2/monitor/health")[0] == 200
 
 
@@ -90,6 +93,13 @@ def test_task_code_finds_no_signing_secret(platform, api, runs, helpers, bucket,
         assert sorted(present) == [], where
 
     secrets = platform.state.secrets()
-    text = json.dumps({"environs": environs, "files": report["files"]})
-    found = [name for name in SIGNING_SECRETS if secrets[name] in text]
-    assert found == [], f"task code read {found}"
+
+    def signing_secrets_in(data: object) -> list[str]:
+        text = json.dumps(data)
+        return [name for name in SIGNING_SECRETS if secrets[name] in text]
+
+    assert signing_secrets_in({"environs": environs, "files": report["files"]}) == []
+    # The same check finds them where they belong: the API server's environment.
+    launch = platform.state.load()["launch"]
+    api_env = next(r["env"] for r in launch.values() if r["component"] == "api-server")
+    assert signing_secrets_in(api_env) == list(SIGNING_SECRETS)
