@@ -54,6 +54,7 @@ def test_every_chart_component_becomes_a_process(plan) -> None:
     assert names == [
         "api-server-0",
         "dag-processor-0",
+        "execution-api-0",
         "scheduler-0",
         "scheduler-1",
         "triggerer-0",
@@ -76,10 +77,23 @@ def test_no_container_path_port_or_service_name_is_left(plan) -> None:
     assert api.http_probe is not None
     api_port = api.http_probe[1]
     assert api.env["AIRFLOW__API__PORT"] == str(api_port)
+    # Tasks reach the execution API on its own process and port, not on the API server's.
+    execution = next(s for s in p["components"] if s.name == "execution-api-0")
+    assert execution.http_probe is not None and execution.http_probe[0] == "/execution/health"
+    execution_port = execution.http_probe[1]
+    assert execution_port != api_port
+    assert execution.env["AIRFLOW__API__PORT"] == str(execution_port)
     for spec in p["components"]:
         url = spec.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
-        assert re.fullmatch(rf"http://127\.0\.0\.1:{api_port}/execution/?", url), url
-        assert spec.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("127.0.0.1:5999/airflow")
+        assert re.fullmatch(rf"http://127\.0\.0\.1:{execution_port}/execution/?", url), url
+        if spec.component == "worker":
+            # The Celery result backend is a worker's only database access.
+            assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in spec.env
+            backend = spec.env["AIRFLOW__CELERY__RESULT_BACKEND"]
+            assert backend.startswith("db+") and backend.endswith("127.0.0.1:5999/airflow")
+        else:
+            conn = spec.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+            assert conn.endswith("127.0.0.1:5999/airflow")
         assert spec.env["AIRFLOW__CORE__DAGS_FOLDER"] == str(lp.state.sync_root / "dags/current")
 
 
@@ -114,7 +128,7 @@ def test_workers_scale_by_the_rendered_scaled_object(plan) -> None:
         == p["workers"][0].env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
     )
     for spec in p["workers"]:
-        assert spec.argv[-2:] == ["celery", "worker"]
+        assert spec.argv[-3:] == ["celery", "worker", "--skip-serve-logs"]
         assert spec.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"].endswith("hostname.pod_hostname")
 
 
