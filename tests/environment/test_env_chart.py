@@ -67,6 +67,12 @@ def test_chart_renders_the_environment(spec: Path, helm_bin: str, tmp_path: Path
         annotations = objects[("ServiceAccount", component)]["metadata"]["annotations"]
         assert annotations["eks.amazonaws.com/role-arn"] == (role or env.execution_role_arn)
     assert env.eks.celery_queue_url in out.stdout
+    database = next(
+        rule["to"]
+        for rule in objects[("NetworkPolicy", "scheduler")]["spec"]["egress"]
+        if rule["ports"][0]["port"] == 5432
+    )
+    assert database == [{"ipBlock": {"cidr": c}} for c in env.eks.database_cidrs or []]
     for key, value in env.airflow_configuration_options.items():
         assert key in out.stdout or value in out.stdout
     for key, value in env.tags.items():

@@ -162,6 +162,7 @@ CASES = [
         "ACM",
     ),
     (BASE, "Eks.RequirementsOnFailure", "ignore", "Eks.RequirementsOnFailure", "continue"),
+    (BASE, "Eks.DatabaseCidrs", ["10.0.16.1/20"], "Eks.DatabaseCidrs", "10.0.16.0/20"),
 ]
 
 

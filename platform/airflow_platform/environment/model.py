@@ -7,6 +7,7 @@ addition (namespace, IRSA roles, the Aurora and SQS endpoints, the Secrets).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -149,6 +150,8 @@ class EksSettings(_Spec):
     region: str
     service_account_role_arns: ComponentRoles = Field(default_factory=ComponentRoles)
     database_secret: DatabaseSecretRef | None = None
+    # The database subnets: the chart's NetworkPolicies let pods reach the database there only.
+    database_cidrs: list[str] | None = None
     keda_database_secret: DatabaseSecretRef | None = None
     celery_queue_url: str | None = None
     dag_event_queue_url: str | None = None
@@ -166,6 +169,18 @@ class EksSettings(_Spec):
     @classmethod
     def _region(cls, value: str) -> str:
         return _check(_REGION, value, "an AWS region", "us-east-1")
+
+    @field_validator("database_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
+        for cidr in value or []:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(
+                    f"{cidr!r} is not a CIDR; expected something like 10.0.16.0/20"
+                ) from None
+        return value
 
     @field_validator("celery_queue_url", "dag_event_queue_url")
     @classmethod
@@ -188,6 +203,14 @@ class EksSettings(_Spec):
                     "Eks.DatabaseSecret",
                     "not set; name the Secret holding the Aurora PostgreSQL SQLAlchemy URL "
                     "(SecretName, Key)",
+                )
+            )
+        if not self.database_cidrs:
+            missing.append(
+                Problem(
+                    "Eks.DatabaseCidrs",
+                    "not set; give the CIDRs of the database subnets (the NetworkPolicies let "
+                    "pods reach the database there only)",
                 )
             )
         if self.celery_queue_url is None:

@@ -112,6 +112,8 @@ def render_values(env: Environment) -> dict[str, Any]:
         "apiSecretKey": _secret(eks.secrets.api_secret_key),
         "jwtSecret": _secret(eks.secrets.jwt_secret),
     }
+    if eks.database_cidrs:
+        values["networkPolicy"] = {"database": {"cidrs": list(eks.database_cidrs)}}
     values["kmsKey"] = env.kms_key or ""
     values["weeklyMaintenanceWindowStart"] = env.weekly_maintenance_window_start or ""
     values["tags"] = dict(env.tags)
