@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CHART, ci_files, container, env_of, pod_spec
+from .conftest import CHART, HelmError, ci_files, container, env_of, pod_spec
 
 pytestmark = pytest.mark.chart
 
@@ -91,17 +91,32 @@ def test_task_code_gets_no_key_that_signs_or_decrypts(render, values_file) -> No
     assert not any("secret" in v for v in volumes if v["name"] in mounted)
 
 
-def test_result_backend_has_a_secret_of_its_own(render) -> None:
-    rendering = render({"database": {"resultBackendSecret": {"existingSecret": "airflow-results"}}})
+def test_result_backend_has_a_secret_of_its_own(default) -> None:
     for component in ("worker", "scheduler"):
-        env = env_of(container(rendering.one("Deployment", component), component))
+        env = env_of(container(default.one("Deployment", component), component))
         ref = env["AIRFLOW_PLATFORM_RESULT_BACKEND_URL"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "airflow-results", "key": "connection"}
         backend = env["AIRFLOW__CELERY__RESULT_BACKEND"]["value"]
         assert backend == "db+$(AIRFLOW_PLATFORM_RESULT_BACKEND_URL)"
-    scheduler = env_of(container(rendering.one("Deployment", "scheduler"), "scheduler"))
+    scheduler = env_of(container(default.one("Deployment", "scheduler"), "scheduler"))
     db = scheduler["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]["valueFrom"]["secretKeyRef"]
     assert db["name"] == "airflow-database"
+
+
+def test_result_backend_secret_is_required(render) -> None:
+    with pytest.raises(HelmError) as refused:
+        render({"database": {"resultBackendSecret": {"existingSecret": ""}}})
+    assert "database.resultBackendSecret.existingSecret is required" in refused.value.stderr
+    assert "useDatabaseSecret=true" in refused.value.stderr
+
+
+def test_workers_get_the_metadata_database_only_when_told(render) -> None:
+    values = {
+        "database": {"resultBackendSecret": {"existingSecret": "", "useDatabaseSecret": True}}
+    }
+    worker = container(render(values).one("Deployment", "worker"), "worker")
+    ref = env_of(worker)["AIRFLOW_PLATFORM_RESULT_BACKEND_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "airflow-database"
 
 
 @pytest.mark.parametrize("component", ["scheduler", "api-server", "execution-api", "triggerer"])

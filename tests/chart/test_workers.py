@@ -69,9 +69,10 @@ def test_formula_reads_the_database_directly_not_through_pgbouncer(render) -> No
     scheduler = container(rendering.one("Deployment", "scheduler"), "scheduler")
     conn = {e["name"]: e for e in scheduler["env"]}["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert conn["valueFrom"]["secretKeyRef"]["name"] == "airflow-database-pgbouncer"
+    # The result backend's own role, as named in values.
     worker = container(rendering.one("Deployment", "worker"), "worker")
     backend = {e["name"]: e for e in worker["env"]}["AIRFLOW_PLATFORM_RESULT_BACKEND_URL"]
-    assert backend["valueFrom"]["secretKeyRef"]["name"] == "airflow-database-pgbouncer"
+    assert backend["valueFrom"]["secretKeyRef"]["name"] == "airflow-results"
 
 
 def test_keda_database_defaults_to_the_database_secret(default) -> None:

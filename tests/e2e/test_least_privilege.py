@@ -2,9 +2,11 @@
 
 What this proves: the user-facing API server refuses the task execution API, tasks run
 through the internal execution-api process, and task code on a worker finds no JWT signing
-secret, API secret key, Fernet key or metadata database URL in any environment it can read
-of its own worker (its own, its supervisor's, the Celery pool process's and the Celery
-worker's), nor in the secret mount paths. What it does not prove: locally every process runs
+secret, API secret key, Fernet key or metadata database URL (nor the password of the role it
+uses) in any environment it can read of its own worker (its own, its supervisor's, the Celery
+pool process's and the Celery worker's), nor in the secret mount paths. Its only database
+access is the result backend's own role, which the chart README's recipe keeps out of
+Airflow's tables (test_result_backend_role.py). What it does not prove: locally every process runs
 as one user on one disk, so task code could still read sibling components' /proc/<pid>/environ
 and the state folder's secrets.json; the cluster separates those by container and pod, which
 the chart tests check in the rendering (tests/chart/test_least_privilege.py).
@@ -31,7 +33,8 @@ OPTIONS = (
 )
 # Every way Airflow reads an option: the value, a command printing it, a secrets-backend key.
 FORBIDDEN_NAMES = {f"{o}{suffix}" for o in OPTIONS for suffix in ("", "_CMD", "_SECRET")}
-SIGNING_SECRETS = ("jwt-secret", "api-secret-key", "fernet-key")
+# The keys that sign or decrypt, and the metadata database role's password.
+SIGNING_SECRETS = ("jwt-secret", "api-secret-key", "fernet-key", "postgres-password")
 ORM_BLOCKED = "airflow-db-not-allowed:///"
 
 
@@ -99,6 +102,9 @@ def test_task_code_finds_no_signing_secret(platform, api, runs, helpers, bucket,
         return [name for name in SIGNING_SECRETS if secrets[name] in text]
 
     assert signing_secrets_in({"environs": environs, "files": report["files"]}) == []
+    # The result backend's own role is what the worker has instead.
+    backend = report["os_environ"]["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert backend.startswith("db+postgresql://airflow_results:"), backend
     # The same check finds them where they belong: the API server's environment.
     launch = platform.state.load()["launch"]
     api_env = next(r["env"] for r in launch.values() if r["component"] == "api-server")

@@ -105,6 +105,7 @@ def test_import_reports_version_change_and_owned_keys() -> None:
     assert result.environment.eks.region == "us-west-2"
     assert {p.field for p in result.report.to_fill} == {
         "Eks.DatabaseSecret",
+        "Eks.ResultBackendSecret",
         "Eks.DatabaseCidrs",
         "Eks.CeleryQueueUrl",
         "Eks.Secrets.FernetKey",

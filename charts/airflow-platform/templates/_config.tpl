@@ -112,13 +112,16 @@ another component (wait-for-migrations: that of migrations).
 ) (.secretsOf | default .component)) -}}
 {{- end -}}
 
-{{/* The Celery result backend's Secret: its own (a least-privilege role), else the database's. */}}
+{{/* The Celery result backend's Secret: its own (a least-privilege role), or the database's
+when explicitly allowed (workers then hold the metadata database URL). */}}
 {{- define "airflow-platform.resultBackendSecret" -}}
 {{- $rb := .root.Values.database.resultBackendSecret -}}
 {{- if $rb.existingSecret -}}
 {{- toJson (list $rb.existingSecret $rb.secretKey) -}}
-{{- else -}}
+{{- else if $rb.useDatabaseSecret -}}
 {{- include "airflow-platform.databaseSecret" . -}}
+{{- else -}}
+{{- fail "\ndatabase.resultBackendSecret.existingSecret is required: set it to a Secret holding the URL of a role limited to Celery's result tables (chart README, Least privilege), or set database.resultBackendSecret.useDatabaseSecret=true to give workers the metadata database URL (task code can then read and change every Airflow table)." -}}
 {{- end -}}
 {{- end -}}
 

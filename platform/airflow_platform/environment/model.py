@@ -150,6 +150,8 @@ class EksSettings(_Spec):
     region: str
     service_account_role_arns: ComponentRoles = Field(default_factory=ComponentRoles)
     database_secret: DatabaseSecretRef | None = None
+    # The Celery result backend's own role (the workers' only database access).
+    result_backend_secret: DatabaseSecretRef | None = None
     # The database subnets: the chart's NetworkPolicies let pods reach the database there only.
     database_cidrs: list[str] | None = None
     keda_database_secret: DatabaseSecretRef | None = None
@@ -203,6 +205,14 @@ class EksSettings(_Spec):
                     "Eks.DatabaseSecret",
                     "not set; name the Secret holding the Aurora PostgreSQL SQLAlchemy URL "
                     "(SecretName, Key)",
+                )
+            )
+        if self.result_backend_secret is None:
+            missing.append(
+                Problem(
+                    "Eks.ResultBackendSecret",
+                    "not set; name the Secret holding the URL of the Celery result backend's "
+                    "own role (SecretName, Key), the workers' only database access",
                 )
             )
         if not self.database_cidrs:

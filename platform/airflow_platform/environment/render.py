@@ -55,6 +55,11 @@ def render_values(env: Environment) -> dict[str, Any]:
             "secretKey": eks.database_secret.key if eks.database_secret else "connection",
         },
     }
+    if eks.result_backend_secret:
+        values["database"]["resultBackendSecret"] = {
+            "existingSecret": eks.result_backend_secret.secret_name,
+            "secretKey": eks.result_backend_secret.key,
+        }
     if eks.keda_database_secret:
         values["kedaDatabase"] = {
             "existingSecret": eks.keda_database_secret.secret_name,

@@ -6,8 +6,8 @@ module changes, and nothing else:
 | in the rendering                              | locally                                       |
 |-----------------------------------------------|-----------------------------------------------|
 | secretKeyRef to the Secrets named in values   | generated Fernet/API/JWT keys, the PostgreSQL |
-| (secrets.*, database[.resultBackendSecret],   | URL (state dir, secrets.json)                 |
-| kedaDatabase)                                 |                                               |
+| (secrets.*, database, kedaDatabase)           | URL (state dir, secrets.json); the result     |
+| database.resultBackendSecret                  | backend: a role of its own (services.py)      |
 | secretKeyRef / configMapKeyRef / envFrom to   | the rendered object's data                    |
 | objects the chart renders itself              |                                               |
 | fieldRef (pod name, namespace, pod IP)        | process name, the namespace, 127.0.0.1        |
@@ -89,6 +89,7 @@ class LocalContext:
     region: str
     ports: dict[str, int]  # persisted local port book: "<process>:<container port>" -> port
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # component -> env
+    result_backend_url: str = ""  # the result backend's own role; "" = database_url
 
     def port_for(self, key: str) -> int:
         if key not in self.ports:
@@ -135,11 +136,15 @@ def local_secret_table(ctx: LocalContext) -> dict[tuple[str, str], str]:
         key = _dig(ctx.values, f"{value_key}.key")
         if name and key:
             table[(name, key)] = ctx.generated[generated_key]
-    for db in ("database", "kedaDatabase", "database.resultBackendSecret"):
+    for db in ("database", "kedaDatabase"):
         name = _dig(ctx.values, f"{db}.existingSecret")
         key = _dig(ctx.values, f"{db}.secretKey") or "connection"
         if name:
             table[(name, key)] = ctx.database_url
+    name = _dig(ctx.values, "database.resultBackendSecret.existingSecret")
+    if name:
+        key = _dig(ctx.values, "database.resultBackendSecret.secretKey") or "connection"
+        table[(name, key)] = ctx.result_backend_url or ctx.database_url
     return table
 
 

@@ -196,6 +196,9 @@ class LocalPlatform:
                 services.start_openbao, self.sup, ports["openbao"], generated["vault-token"]
             )
             database_url, moto_endpoint, vault_url = pg.result(), moto.result(), bao.result()
+        result_backend_url = services.ensure_results_role(
+            ports["postgres"], generated["postgres-password"], generated["results-password"]
+        )
         vault = values.get("secretsBackend", {}).get("vault", {})
         services.seed_vault(
             vault_url,
@@ -236,6 +239,7 @@ class LocalPlatform:
             region=services.REGION,
             ports=dict(data.get("component_ports", {})),
             overrides=self.overrides,
+            result_backend_url=result_backend_url,
         )
         plan = self.plan(rendering, ctx)
         self.state.update(component_ports=ctx.ports)

@@ -226,6 +226,27 @@ def _ensure_database(port: int, password: str) -> None:
             raise ServiceError(f"could not create database airflow: {created.stderr}")
 
 
+RESULTS_ROLE = "airflow_results"
+
+
+def ensure_results_role(port: int, password: str, role_password: str) -> str:
+    """The Celery result backend's own role, as the chart README creates it: a schema of its
+    own as its search path, no access to Airflow's tables. Returns its URL."""
+    statements = (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{RESULTS_ROLE}') "
+        f"THEN CREATE ROLE {RESULTS_ROLE} LOGIN; END IF; END $$",
+        f"ALTER ROLE {RESULTS_ROLE} PASSWORD '{role_password}'",
+        f"GRANT CONNECT ON DATABASE airflow TO {RESULTS_ROLE}",
+        f"CREATE SCHEMA IF NOT EXISTS celery_results AUTHORIZATION {RESULTS_ROLE}",
+        f"ALTER ROLE {RESULTS_ROLE} SET search_path = celery_results",
+    )
+    for sql in statements:
+        done = _psql(port, password, sql, db="airflow")
+        if done.returncode != 0:
+            raise ServiceError(f"could not set up the result backend role: {done.stderr}")
+    return f"postgresql://{RESULTS_ROLE}:{role_password}@127.0.0.1:{port}/airflow"
+
+
 # --- moto: S3 and SQS -------------------------------------------------------------------------
 def start_moto(sup: Supervisor, port: int) -> str:
     endpoint = f"http://127.0.0.1:{port}"

@@ -124,6 +124,7 @@ class StateDir:
             "api-secret-key": lambda: secrets.token_urlsafe(32),
             "jwt-secret": lambda: secrets.token_urlsafe(32),
             "postgres-password": lambda: secrets.token_urlsafe(18),
+            "results-password": lambda: secrets.token_urlsafe(18),
             "admin-password": lambda: secrets.token_urlsafe(12),
             "vault-token": lambda: "root-" + secrets.token_hex(8),
         }
