@@ -85,6 +85,13 @@ class Metrics:
             "dagsync_syncs", "Sync cycles by trigger and result", ["trigger", "result"], registry=r
         )
         self.errors = Counter("dagsync_errors", "Errors by kind", ["kind"], registry=r)
+        self.refused = Gauge(
+            "dagsync_refused",
+            "1 while a part of the bucket (dags, plugins, requirements, startup) is refused "
+            "for passing a limit or being unsafe; the last good version stays published",
+            ["part", "reason"],
+            registry=r,
+        )
         self.downloaded = Counter(
             "dagsync_downloaded_bytes", "Bytes downloaded from S3", registry=r
         )
@@ -130,10 +137,18 @@ class Metrics:
 
 
 class HealthServer:
-    """GET /healthz (process alive), /readyz (200 after the first good sync), /metrics."""
+    """GET /healthz (process alive), /readyz (200 after the first good sync), /metrics,
+    /status (JSON: readiness, the published version, what the bucket holds that is refused)."""
 
-    def __init__(self, host: str, port: int, metrics: Metrics, is_ready: Any) -> None:
-        metrics_ref, ready_ref = metrics, is_ready
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        is_ready: Any,
+        status: Any = dict,
+    ) -> None:
+        metrics_ref, ready_ref, status_ref = metrics, is_ready, status
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -147,6 +162,9 @@ class HealthServer:
                     )
                 elif path == "/metrics":
                     self._send(200, metrics_ref.render(), CONTENT_TYPE_LATEST)
+                elif path == "/status":
+                    body = json.dumps(status_ref()).encode() + b"\n"
+                    self._send(200, body, "application/json")
                 else:
                     self._send(404, b"not found\n", "text/plain")
 
