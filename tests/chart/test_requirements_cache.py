@@ -29,7 +29,7 @@ def test_default_is_an_empty_dir_per_pod(default) -> None:
     volumes = _cache_volumes(default)
     assert {"Deployment/scheduler", "Deployment/worker", "Deployment/api-server"} <= set(volumes)
     for where, volume in volumes.items():
-        assert volume == {"name": "wheel-cache", "emptyDir": {}}, where
+        assert volume == {"name": "wheel-cache", "emptyDir": {"sizeLimit": "2Gi"}}, where
 
 
 def test_existing_claim_is_mounted_by_every_airflow_pod(render) -> None:

@@ -50,9 +50,10 @@ seccompProfile:
 {{- end -}}
 
 {{- define "airflow-platform.volumes" -}}
-- {name: sync, emptyDir: {}}
-- {name: tmp, emptyDir: {}}
-- {name: logs, emptyDir: {}}
+{{- $disk := .Values.ephemeralStorage.volumes -}}
+- {name: sync, emptyDir: {sizeLimit: {{ $disk.sync }}}}
+- {name: tmp, emptyDir: {sizeLimit: {{ $disk.tmp }}}}
+- {name: logs, emptyDir: {sizeLimit: {{ $disk.logs }}}}
 - name: packages
   emptyDir: {sizeLimit: {{ .Values.requirements.packagesSizeLimit }}}
 {{- with .Values.requirements.cache.existingClaim }}
@@ -60,9 +61,9 @@ seccompProfile:
 - name: wheel-cache
   persistentVolumeClaim: {claimName: {{ . | quote }}}
 {{- else }}
-- {name: wheel-cache, emptyDir: {}}
+- {name: wheel-cache, emptyDir: {sizeLimit: {{ $disk.wheelCache }}}}
 {{- end }}
-- {name: home-cache, emptyDir: {}}
+- {name: home-cache, emptyDir: {sizeLimit: {{ $disk.homeCache }}}}
 {{- if and (eq .Values.secretsBackend.type "vault") (eq .Values.secretsBackend.vault.authType "kubernetes") }}
 {{- /* A short-lived token for Vault only: the Kubernetes API token itself is never mounted. */}}
 - name: vault-token
@@ -144,7 +145,7 @@ spec:
       env:
         {{- include "airflow-platform.env" . | nindent 8 }}
       resources:
-        {{- toYaml $v.migrations.resources | nindent 8 }}
+        {{- include "airflow-platform.withEphemeralStorage" (dict "resources" $v.migrations.resources "storage" $v.ephemeralStorage.containers.airflow) | nindent 8 }}
       securityContext:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
@@ -169,12 +170,9 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
       {{- end }}
+      {{- $resources := ternary $v.migrations.resources (fromYaml (include "airflow-platform.resources" .)) (eq .component "migrations") }}
       resources:
-        {{- if eq .component "migrations" }}
-        {{- toYaml $v.migrations.resources | nindent 8 }}
-        {{- else }}
-        {{- include "airflow-platform.resources" . | nindent 8 }}
-        {{- end }}
+        {{- include "airflow-platform.withEphemeralStorage" (dict "resources" $resources "storage" $v.ephemeralStorage.containers.airflow) | nindent 8 }}
       securityContext:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
