@@ -36,15 +36,19 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* Mounts of the Airflow container: everything Airflow writes is an emptyDir. */}}
+{{/* Mounts of the Airflow container: everything Airflow writes is an emptyDir. A shared
+requirements cache (requirements.cache.existingClaim) is written by the scheduler alone and
+read-only wherever else user code runs, so a task cannot change what other pods install.
+Input: (dict "root" $ "component" name). */}}
 {{- define "airflow-platform.airflowMounts" -}}
+{{- $shared := and .root.Values.requirements.cache.existingClaim (ne .component "scheduler") -}}
 - {name: sync, mountPath: /opt/airflow/sync, readOnly: true}
 - {name: tmp, mountPath: /tmp}
 - {name: logs, mountPath: /opt/airflow/logs}
 - {name: packages, mountPath: /opt/airflow/packages}
-- {name: wheel-cache, mountPath: /opt/airflow/wheel-cache}
+- {name: wheel-cache, mountPath: /opt/airflow/wheel-cache{{ if $shared }}, readOnly: true{{ end }}}
 - {name: home-cache, mountPath: /home/airflow/.cache}
-{{- if and (eq .Values.secretsBackend.type "vault") (eq .Values.secretsBackend.vault.authType "kubernetes") }}
+{{- if and (eq .root.Values.secretsBackend.type "vault") (eq .root.Values.secretsBackend.vault.authType "kubernetes") }}
 - {name: vault-token, mountPath: /var/run/secrets/vault, readOnly: true}
 {{- end }}
 {{- end -}}
@@ -149,7 +153,7 @@ spec:
       securityContext:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
-        {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
+        {{- include "airflow-platform.airflowMounts" . | nindent 8 }}
     {{- end }}
   {{- end }}
   containers:
@@ -176,7 +180,7 @@ spec:
       securityContext:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
-        {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
+        {{- include "airflow-platform.airflowMounts" . | nindent 8 }}
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false) | nindent 4 }}
     {{- end }}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 import threading
 import time
@@ -136,6 +137,11 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    # The pod IP of an IPv6 cluster (the chart binds the pod IP, not every interface).
+    address_family = socket.AF_INET6
+
+
 class HealthServer:
     """GET /healthz (process alive), /readyz (200 after the first good sync), /metrics,
     /status (JSON: readiness, the published version, what the bucket holds that is refused)."""
@@ -178,7 +184,8 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # probes every few seconds would drown the sync log
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self.server = server_class((host, port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="dagsync-health", daemon=True
