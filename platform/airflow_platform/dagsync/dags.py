@@ -16,7 +16,13 @@ from typing import Any, TypeVar
 
 from airflow_platform.dagsync.aws import is_not_found
 from airflow_platform.dagsync.fetch import Fetched, download, download_if_changed
-from airflow_platform.dagsync.limits import Admission, TotalBudget, check_dags, dag_object_limit
+from airflow_platform.dagsync.limits import (
+    Admission,
+    TotalBudget,
+    check_dags,
+    dag_object_limit,
+    too_many_files,
+)
 from airflow_platform.dagsync.manifest import (
     Diff,
     Manifest,
@@ -119,6 +125,10 @@ class DagMirror:
                     size=int(obj.get("Size", 0)),
                     last_modified=obj["LastModified"].timestamp() if "LastModified" in obj else 0,
                 )
+            if len(desired) > self.settings.max_files:
+                # Stop listing: a bucket of millions of keys must not fill this process first.
+                more = "at least " if page.get("IsTruncated") else ""
+                raise too_many_files(self.settings, f"{more}{len(desired)}")
         kept, conflicts = drop_path_conflicts(desired)
         return kept, skipped + conflicts
 

@@ -77,6 +77,15 @@ def artifact_limit(settings: DagsyncSettings, name: str) -> SizeLimit:
     )
 
 
+def too_many_files(settings: DagsyncSettings, count: str) -> Refused:
+    return Refused(
+        "too_many_files",
+        f"s3://{settings.bucket}/{settings.dags_prefix} holds {count} files, over the limit of "
+        f"{settings.max_files} (dags.sync.maxFiles, --max-files/DAGSYNC_MAX_FILES); remove "
+        "files or raise the limit",
+    )
+
+
 def check_dags(settings: DagsyncSettings, entries: Mapping[str, ObjectEntry]) -> None:
     """Refuse a DAGs folder over the limits, naming the largest offenders."""
     bucket, prefix = settings.bucket, settings.dags_prefix
@@ -95,11 +104,7 @@ def check_dags(settings: DagsyncSettings, entries: Mapping[str, ObjectEntry]) ->
             "DAGSYNC_MAX_OBJECT_BYTES); remove them or raise the limit",
         )
     if len(entries) > settings.max_files:
-        raise Refused(
-            "too_many_files",
-            f"{where} holds {len(entries)} files, over the limit of {settings.max_files} "
-            "(dags.sync.maxFiles, --max-files/DAGSYNC_MAX_FILES); remove files or raise the limit",
-        )
+        raise too_many_files(settings, str(len(entries)))
     total = sum(e.size for e in entries.values())
     if total > settings.max_total_bytes:
         raise Refused(
