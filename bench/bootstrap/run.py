@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import json
 import os
 import shutil
 import statistics
@@ -163,6 +164,23 @@ def _step_only(pod: Pod, runs: int, mode: str) -> list[float]:
     return _repeat(runs, once, pod.new_container)
 
 
+def _digest_check_only(pod: Pod, runs: int) -> tuple[list[float], int]:
+    """Checking a restored tree against the digests written at publish (part of the tree
+    step above): the time, and how many files it hashes."""
+    from airflow_platform.bootstrap.tree_cache import FILES, verify_digests
+
+    pod.start("pass")  # the packages dir holds a restored tree
+    [tree] = [p for p in (pod.cache / "trees").iterdir() if not p.name.startswith(".")]
+    files = len(json.loads((tree / FILES).read_text()))
+
+    def once() -> float:
+        started = time.perf_counter()
+        verify_digests(tree / FILES, pod.packages)
+        return time.perf_counter() - started
+
+    return _repeat(runs, once), files
+
+
 def _median(times: list[float]) -> float:
     return statistics.median(times)
 
@@ -229,6 +247,8 @@ def main() -> None:
         step_wheels = _step_only(pod, runs, "wheels")
         print(f"  requirements step in process, tree     {_fmt(step_tree)}")
         print(f"  requirements step in process, wheels   {_fmt(step_wheels)}")
+        digest_check, files = _digest_check_only(pod, fast_runs)
+        print(f"  digest check of the tree ({files} files) {_fmt(digest_check)}")
 
         warm = _median(tree)
         print("ratios:")

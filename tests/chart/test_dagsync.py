@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import AIRFLOW_COMPONENTS, container, env_values, pod_spec
+from .conftest import AIRFLOW_COMPONENTS, HelmError, container, env_of, env_values, pod_spec
 
 pytestmark = pytest.mark.chart
 
@@ -36,6 +36,12 @@ def test_init_container_and_plain_sidecar(default, component) -> None:
 def test_sidecar_health_endpoints(default) -> None:
     sidecar = container(default.one("Deployment", "scheduler"), "dagsync")
     assert sidecar["ports"] == [{"name": "dagsync", "containerPort": 8099}]
+    # Bound to the pod IP the kubelet probes, not every interface of the pod.
+    host = env_of(sidecar)["DAGSYNC_HEALTH_HOST"]
+    assert host == {
+        "name": "DAGSYNC_HEALTH_HOST",
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    }
     assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "dagsync"}
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "dagsync"}
 
@@ -57,6 +63,10 @@ def test_environment_per_contract(eks) -> None:
         "DAGSYNC_STRICT": "true",
         "DAGSYNC_HEALTH_PORT": "8099",
         "DAGSYNC_PARALLELISM": "8",
+        "DAGSYNC_MAX_OBJECT_BYTES": "104857600",
+        "DAGSYNC_MAX_TOTAL_BYTES": "2147483648",
+        "DAGSYNC_MAX_FILES": "20000",
+        "DAGSYNC_MAX_SCRIPT_BYTES": "1048576",
         "AWS_REGION": "eu-west-1",
         "AWS_DEFAULT_REGION": "eu-west-1",
         "PYTHONUNBUFFERED": "1",
@@ -76,3 +86,32 @@ def test_new_plugins_version_rolls_every_component(render) -> None:
         a = before.one("Deployment", component)["spec"]["template"]
         b = after.one("Deployment", component)["spec"]["template"]
         assert a != b, component
+
+
+def test_limits_and_bind_address_reach_both_dagsync_containers(render) -> None:
+    rendering = render(
+        {
+            "dags": {
+                "sync": {
+                    "maxObjectBytes": 5 * 1024**3,
+                    "maxTotalBytes": 20 * 1024**3,
+                    "maxFiles": 100000,
+                    "maxScriptBytes": 4096,
+                    "healthHost": "10.0.0.7",
+                }
+            }
+        }
+    )
+    for name in ("dagsync-init", "dagsync"):
+        env = env_values(container(rendering.one("Deployment", "worker"), name))
+        assert env["DAGSYNC_MAX_OBJECT_BYTES"] == "5368709120"
+        assert env["DAGSYNC_MAX_TOTAL_BYTES"] == "21474836480"
+        assert env["DAGSYNC_MAX_FILES"] == "100000"
+        assert env["DAGSYNC_MAX_SCRIPT_BYTES"] == "4096"
+        assert env["DAGSYNC_HEALTH_HOST"] == "10.0.0.7"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_every_interface_is_refused_as_bind_address(render, host: str) -> None:
+    with pytest.raises(HelmError, match="healthHost"):
+        render({"dags": {"sync": {"healthHost": host}}})

@@ -22,7 +22,8 @@ CLASSES = {
 
 def size(rendering, component: str) -> tuple[str, str]:
     resources = container(rendering.one("Deployment", component), component)["resources"]
-    assert resources["requests"] == resources["limits"], "a fixed size, like a Fargate task"
+    cpu_memory = {k: {r: v[r] for r in ("cpu", "memory")} for k, v in resources.items()}
+    assert cpu_memory["requests"] == cpu_memory["limits"], "a fixed size, like a Fargate task"
     return str(resources["requests"]["cpu"]), resources["requests"]["memory"]
 
 
@@ -48,7 +49,11 @@ def test_class_sets_sizes_and_tasks_per_worker(render, env_class) -> None:
 def test_explicit_resources_win(render) -> None:
     own = {"requests": {"cpu": "3", "memory": "5Gi"}, "limits": {"memory": "6Gi"}}
     rendering = render({"environmentClass": "mw1.large", "workers": {"resources": own}})
-    assert container(rendering.one("Deployment", "worker"), "worker")["resources"] == own
+    # ephemeral-storage comes from ephemeralStorage.containers.airflow unless set here.
+    assert container(rendering.one("Deployment", "worker"), "worker")["resources"] == {
+        "requests": {**own["requests"], "ephemeral-storage": "1Gi"},
+        "limits": {**own["limits"], "ephemeral-storage": "20Gi"},
+    }
     assert size(rendering, "scheduler") == ("4", "8Gi")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import HelmError, container, pod_spec
+from .conftest import HelmError, container, containers, pod_spec
 
 pytestmark = pytest.mark.chart
 
@@ -29,7 +29,7 @@ def test_default_is_an_empty_dir_per_pod(default) -> None:
     volumes = _cache_volumes(default)
     assert {"Deployment/scheduler", "Deployment/worker", "Deployment/api-server"} <= set(volumes)
     for where, volume in volumes.items():
-        assert volume == {"name": "wheel-cache", "emptyDir": {}}, where
+        assert volume == {"name": "wheel-cache", "emptyDir": {"sizeLimit": "2Gi"}}, where
 
 
 def test_existing_claim_is_mounted_by_every_airflow_pod(render) -> None:
@@ -41,6 +41,14 @@ def test_existing_claim_is_mounted_by_every_airflow_pod(render) -> None:
             "name": "wheel-cache",
             "persistentVolumeClaim": {"claimName": "airflow-requirements"},
         }, where
+    # Written by the scheduler only: read-only wherever else user code runs.
+    for workload in rendering.workloads():
+        for c in containers(workload):
+            for mount in c.get("volumeMounts", []):
+                if mount["name"] == "wheel-cache":
+                    writer = workload["metadata"]["labels"]["app.kubernetes.io/component"]
+                    expected = writer != "scheduler"
+                    assert mount.get("readOnly", False) is expected, (writer, c["name"])
     # The packages themselves stay on the pod's own volume, restored from the claim.
     worker = rendering.one("Deployment", "worker")
     mounts = {m["mountPath"]: m["name"] for m in container(worker, "worker")["volumeMounts"]}

@@ -54,7 +54,11 @@ def test_agent_runs_the_scaling_worker_agent_with_its_pod_identity(default) -> N
     assert env[conn]["valueFrom"] == airflow[conn]["valueFrom"]
     assert agent["image"] == container(worker, "worker")["image"]
     assert agent["securityContext"] == container(worker, "worker")["securityContext"]
-    assert agent["resources"]["limits"] == {"cpu": "250m", "memory": "256Mi"}
+    assert agent["resources"]["limits"] == {
+        "cpu": "250m",
+        "memory": "256Mi",
+        "ephemeral-storage": "128Mi",
+    }
     # Only what the agent needs: no Fernet key, API or JWT secret.
     assert not any(k in env for k in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"))
 
@@ -145,22 +149,29 @@ def test_role_lets_only_the_worker_account_get_and_patch_pods(default) -> None:
 # -- the admission policy -----------------------------------------------------------------
 
 
-def _render_with_api_versions(helm_bin: str, values: dict[str, Any] | None = None) -> list[dict]:
+def _helm_template(helm_bin: str, values: dict[str, Any] | None, *args: str) -> Any:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(values or {}, handle)
     try:
-        done = subprocess.run(
+        return subprocess.run(
             [
                 helm_bin, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                "-f", str(CI_DIR / "default-values.yaml"), "-f", handle.name,
-                "--api-versions", VAP_API,
+                "-f", str(CI_DIR / "default-values.yaml"), "-f", handle.name, *args,
             ],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     finally:
         Path(handle.name).unlink()
+
+
+def _render_with(helm_bin: str, values: dict[str, Any] | None = None, *args: str) -> list[dict]:
+    done = _helm_template(helm_bin, values, *args)
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def _render_with_api_versions(helm_bin: str, values: dict[str, Any] | None = None) -> list[dict]:
+    return _render_with(helm_bin, values, "--kube-version", "1.29.0", "--api-versions", VAP_API)
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +185,22 @@ def _one(objects: list[dict], kind: str) -> dict:
     return found[0]
 
 
-def test_policy_is_rendered_only_where_the_api_serves_it(default, with_policy, helm_bin) -> None:
-    assert [o for o in default.objects if o["kind"].startswith("ValidatingAdmission")] == []
+def _kinds(objects: list[dict]) -> set[str]:
+    return {o["kind"] for o in objects}
+
+
+AGENT_KINDS = {
+    "Role",
+    "RoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+
+
+def test_policy_travels_with_the_role(default, with_policy, helm_bin) -> None:
+    # helm's own default target (plain `helm template`) is a current Kubernetes.
+    assert _kinds(default.objects) >= AGENT_KINDS
+    assert _kinds(_render_with(helm_bin, None, "--kube-version", "1.30.0")) >= AGENT_KINDS
     policy = _one(with_policy, "ValidatingAdmissionPolicy")
     binding = _one(with_policy, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
@@ -185,7 +210,24 @@ def test_policy_is_rendered_only_where_the_api_serves_it(default, with_policy, h
     off = _render_with_api_versions(
         helm_bin, {"workers": {"deletionCostAgent": {"enabled": False}}}
     )
-    assert not any(o["kind"].startswith("ValidatingAdmission") for o in off)
+    assert not AGENT_KINDS & _kinds(off)
+
+
+def test_helm_refuses_the_role_where_the_policy_cannot_be_served(helm_bin) -> None:
+    """Kubernetes < 1.30 (or an offline render told so) has no ValidatingAdmissionPolicy:
+    the Role alone would let any worker pod patch every pod of the namespace."""
+    refused = _helm_template(helm_bin, None, "--kube-version", "1.29.0")
+    assert refused.returncode != 0
+    message = " ".join(refused.stderr.split())
+    assert "workers.deletionCostAgent.enabled=false" in message
+    assert "Kubernetes v1.29.0" in message
+    assert "--kube-version 1.30" in message and f"--api-versions {VAP_API}" in message
+    off = _render_with(
+        helm_bin, {"workers": {"deletionCostAgent": {"enabled": False}}}, "--kube-version", "1.29.0"
+    )
+    assert not AGENT_KINDS & _kinds(off)
+    worker = next(o for o in off if o["kind"] == "Deployment" and "worker" in o["metadata"]["name"])
+    assert "worker-agent" not in [c["name"] for c in pod_spec(worker)["containers"]]
 
 
 def test_policy_objects_are_schema_valid(with_policy) -> None:

@@ -56,6 +56,10 @@ UPGRADE_ARGS = (
     "--set-string", r"airflowConfigurationOptions.core\.parallelism=128",
 )  # fmt: skip
 REVISION = "deployment.kubernetes.io/revision"
+# Kubernetes 1.20 serves no ValidatingAdmissionPolicy, so the chart refuses the worker agent
+# (its Role would go unconfined), as it would on any cluster older than 1.30. The agent's
+# permissions are exercised on this cluster by test_cluster_deletion_cost.py.
+CLUSTER_ARGS = ("--set", "workers.deletionCostAgent.enabled=false")
 
 
 def required_secrets(values: dict) -> dict[str, set[str]]:
@@ -136,7 +140,7 @@ class Release:
     history: dict[str, dict[str, str]] = field(default_factory=dict)  # step -> deploy -> hash
 
     def _args(self, extra: tuple[str, ...]) -> list[str]:
-        return [RELEASE, str(self.chart), "-n", NS, "-f", str(VALUES), *extra]
+        return [RELEASE, str(self.chart), "-n", NS, "-f", str(VALUES), *CLUSTER_ARGS, *extra]
 
     def upgrade(self, *extra: str) -> str:
         return self.helm(

@@ -6,6 +6,7 @@ last and leave the platform healthy again (a re-run of `up` restarts what died).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "dags" / "examples"
 ARTIFACTS = REPO / "artifacts" / "e2e"
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 def test_every_component_is_healthy(platform: LocalPlatform, helpers) -> None:
@@ -40,6 +42,39 @@ def test_rerunning_up_keeps_what_runs(platform: LocalPlatform) -> None:
     result = platform.up(timeout=300)
     assert result.started == []
     assert {n: r.pid for n, r in platform.sup.records().items()} == before
+
+
+def test_nothing_it_started_listens_beyond_loopback(platform: LocalPlatform) -> None:
+    """Every listening socket of every process the platform started (and their children:
+    Airflow's log and API servers fork) is on 127.0.0.1 or ::1, never every interface."""
+    import psutil
+
+    pids = {rec.pid for rec in platform.sup.records().values()}
+    pids |= {row["pid"] for row in platform.status() if row.get("pid")}
+    processes = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(pid)
+            processes += [parent, *parent.children(recursive=True)]
+    listening: dict[str, str] = {}
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for conn in proc.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    listening[f"{conn.laddr.ip}:{conn.laddr.port}"] = " ".join(proc.cmdline()[:4])
+    assert len(listening) >= 8, listening  # postgres, moto, openbao, dagsync, API server...
+    wide = {a: cmd for a, cmd in listening.items() if a.rsplit(":", 1)[0] not in LOOPBACK}
+    assert wide == {}, wide
+
+
+def test_state_folder_and_secrets_are_private(platform: LocalPlatform) -> None:
+    root = platform.state.root
+    mode = root.stat().st_mode & 0o777
+    # 0700, or 0710 when PostgreSQL runs as an unprivileged user and only traverses it.
+    assert mode in (0o700, 0o710), oct(mode)
+    for name in ("secrets.json", "state.json", "rendered.yaml"):
+        assert (root / name).stat().st_mode & 0o777 == 0o600, name
+    assert not (root / "postgres" / "pwfile").exists()
 
 
 def test_uploaded_dag_reads_vault_and_writes_s3(api, runs, helpers, bucket, s3_client) -> None:

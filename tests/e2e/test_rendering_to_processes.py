@@ -128,6 +128,7 @@ def test_workers_scale_by_the_rendered_scaled_object(plan) -> None:
         == p["workers"][0].env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
     )
     for spec in p["workers"]:
+        # Airflow's log server binds every interface: off, the logs folder is shared.
         assert spec.argv[-3:] == ["celery", "worker", "--skip-serve-logs"]
         assert spec.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"].endswith("hostname.pod_hostname")
 

@@ -113,6 +113,19 @@ request and limit (a fixed size, like an MWAA Fargate task: Guaranteed QoS).
 {{- end -}}
 {{- end -}}
 
+{{/* Resources plus an ephemeral-storage request and limit, unless they set their own.
+Input: (dict "resources" <requests/limits map> "storage" <ephemeralStorage.containers entry>). */}}
+{{- define "airflow-platform.withEphemeralStorage" -}}
+{{- $resources := deepCopy (.resources | default dict) -}}
+{{- $requests := get $resources "requests" | default dict -}}
+{{- $limits := get $resources "limits" | default dict -}}
+{{- if not (hasKey $requests "ephemeral-storage") }}{{ $_ := set $requests "ephemeral-storage" .storage.request }}{{ end -}}
+{{- if not (hasKey $limits "ephemeral-storage") }}{{ $_ := set $limits "ephemeral-storage" .storage.limit }}{{ end -}}
+{{- $_ := set $resources "requests" $requests -}}
+{{- $_ := set $resources "limits" $limits -}}
+{{- toYaml $resources -}}
+{{- end -}}
+
 {{/* Tasks one worker runs at once: explicit, else the class preset. */}}
 {{- define "airflow-platform.tasksPerWorker" -}}
 {{- if .Values.workers.tasksPerWorker -}}

@@ -36,23 +36,28 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* Mounts of the Airflow container: everything Airflow writes is an emptyDir. */}}
+{{/* Mounts of the Airflow container: everything Airflow writes is an emptyDir. A shared
+requirements cache (requirements.cache.existingClaim) is written by the scheduler alone and
+read-only wherever else user code runs, so a task cannot change what other pods install.
+Input: (dict "root" $ "component" name). */}}
 {{- define "airflow-platform.airflowMounts" -}}
+{{- $shared := and .root.Values.requirements.cache.existingClaim (ne .component "scheduler") -}}
 - {name: sync, mountPath: /opt/airflow/sync, readOnly: true}
 - {name: tmp, mountPath: /tmp}
 - {name: logs, mountPath: /opt/airflow/logs}
 - {name: packages, mountPath: /opt/airflow/packages}
-- {name: wheel-cache, mountPath: /opt/airflow/wheel-cache}
+- {name: wheel-cache, mountPath: /opt/airflow/wheel-cache{{ if $shared }}, readOnly: true{{ end }}}
 - {name: home-cache, mountPath: /home/airflow/.cache}
-{{- if and (eq .Values.secretsBackend.type "vault") (eq .Values.secretsBackend.vault.authType "kubernetes") }}
+{{- if and (eq .root.Values.secretsBackend.type "vault") (eq .root.Values.secretsBackend.vault.authType "kubernetes") }}
 - {name: vault-token, mountPath: /var/run/secrets/vault, readOnly: true}
 {{- end }}
 {{- end -}}
 
 {{- define "airflow-platform.volumes" -}}
-- {name: sync, emptyDir: {}}
-- {name: tmp, emptyDir: {}}
-- {name: logs, emptyDir: {}}
+{{- $disk := .Values.ephemeralStorage.volumes -}}
+- {name: sync, emptyDir: {sizeLimit: {{ $disk.sync }}}}
+- {name: tmp, emptyDir: {sizeLimit: {{ $disk.tmp }}}}
+- {name: logs, emptyDir: {sizeLimit: {{ $disk.logs }}}}
 - name: packages
   emptyDir: {sizeLimit: {{ .Values.requirements.packagesSizeLimit }}}
 {{- with .Values.requirements.cache.existingClaim }}
@@ -60,9 +65,9 @@ seccompProfile:
 - name: wheel-cache
   persistentVolumeClaim: {claimName: {{ . | quote }}}
 {{- else }}
-- {name: wheel-cache, emptyDir: {}}
+- {name: wheel-cache, emptyDir: {sizeLimit: {{ $disk.wheelCache }}}}
 {{- end }}
-- {name: home-cache, emptyDir: {}}
+- {name: home-cache, emptyDir: {sizeLimit: {{ $disk.homeCache }}}}
 {{- if and (eq .Values.secretsBackend.type "vault") (eq .Values.secretsBackend.vault.authType "kubernetes") }}
 {{- /* A short-lived token for Vault only: the Kubernetes API token itself is never mounted. */}}
 - name: vault-token
@@ -145,11 +150,11 @@ spec:
         {{- /* It reads the schema version only: the database URL, none of the keys. */}}
         {{- include "airflow-platform.env" (merge (dict "secretsOf" "migrations") .) | nindent 8 }}
       resources:
-        {{- toYaml $v.migrations.resources | nindent 8 }}
+        {{- include "airflow-platform.withEphemeralStorage" (dict "resources" $v.migrations.resources "storage" $v.ephemeralStorage.containers.airflow) | nindent 8 }}
       securityContext:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
-        {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
+        {{- include "airflow-platform.airflowMounts" . | nindent 8 }}
     {{- end }}
   {{- end }}
   containers:
@@ -170,16 +175,13 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
       {{- end }}
+      {{- $resources := ternary $v.migrations.resources (fromYaml (include "airflow-platform.resources" .)) (eq .component "migrations") }}
       resources:
-        {{- if eq .component "migrations" }}
-        {{- toYaml $v.migrations.resources | nindent 8 }}
-        {{- else }}
-        {{- include "airflow-platform.resources" . | nindent 8 }}
-        {{- end }}
+        {{- include "airflow-platform.withEphemeralStorage" (dict "resources" $resources "storage" $v.ephemeralStorage.containers.airflow) | nindent 8 }}
       securityContext:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
-        {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
+        {{- include "airflow-platform.airflowMounts" . | nindent 8 }}
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false) | nindent 4 }}
     {{- end }}

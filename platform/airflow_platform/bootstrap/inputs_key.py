@@ -19,7 +19,7 @@ from pathlib import Path
 from airflow_platform.bootstrap.settings import BootstrapSettings
 from airflow_platform.paths import SyncLayout
 
-CACHE_FORMAT = "2"  # bump when the cache layout changes (2: trees carry bytecode)
+CACHE_FORMAT = "3"  # bump when the cache layout changes (2: bytecode, 3: file digests)
 BUNDLE_DIR = "wheels"  # inside the plugins folder: a bundle from `requirements package`
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
 

@@ -39,7 +39,14 @@ from airflow_platform.bootstrap.inputs_key import CACHE_FORMAT, find_bundle
 from airflow_platform.bootstrap.requirements_file import RequirementsFile, parse_requirements
 from airflow_platform.bootstrap.result import InstallResult, RequirementsError
 from airflow_platform.bootstrap.settings import BootstrapSettings
-from airflow_platform.bootstrap.tree_cache import MARKER, TreeCache, clear, listed, write_atomic
+from airflow_platform.bootstrap.tree_cache import (
+    MARKER,
+    TamperedTree,
+    TreeCache,
+    clear,
+    listed,
+    write_atomic,
+)
 
 
 def uv_binary() -> str:
@@ -73,9 +80,13 @@ def cache_key(requirements_text: str, constraints_text: str, bundle: Path | None
     return digest.hexdigest()
 
 
-def uv_environment(base: Mapping[str, str], cache_dir: Path) -> dict[str, str]:
+def uv_environment(
+    base: Mapping[str, str], cache_dir: Path, writable: bool = True
+) -> dict[str, str]:
     env = dict(base)
-    env["UV_CACHE_DIR"] = str(cache_dir / "uv")
+    # uv writes to its cache even to read it: a read-only shared cache gets a private one.
+    private = Path(base.get("HOME") or tempfile.gettempdir()) / ".cache" / "airflow-platform-uv"
+    env["UV_CACHE_DIR"] = str(cache_dir / "uv" if writable else private)
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env["UV_NO_PROGRESS"] = "1"
     # MWAA users point pip at private repositories from startup.sh; uv reads its own names.
@@ -177,9 +188,15 @@ class Installer:
         cache = TreeCache(self.settings.cache_dir)
         if mode == "tree" and cache.has_tree(key):
             self.log(f"restoring installed packages from the cache ({cache.tree(key)})")
-            cache.restore(key, target)
-            return InstallResult("tree-cache", key, listed(target))
-        uv_env = uv_environment(self.environment, self.settings.cache_dir)
+            try:
+                cache.restore(key, target)
+                return InstallResult("tree-cache", key, listed(target))
+            except TamperedTree as exc:
+                self.log(f"refusing the cached tree {cache.tree(key)}: {exc}; installing afresh")
+        writable = self.settings.cache_writable()
+        if not writable and mode != "off":
+            self.log(f"the cache {self.settings.cache_dir} is read-only here: used, not written")
+        uv_env = uv_environment(self.environment, self.settings.cache_dir, writable)
         resolved_file = cache.resolved(key)
         if mode != "off" and resolved_file.is_file():
             self.log("installing the cached resolution offline from the wheel cache")
@@ -188,7 +205,7 @@ class Installer:
             except RequirementsError as exc:
                 self.log(f"offline install from the cache failed, installing afresh: {exc}")
             else:
-                self._finish(target, key, cache if mode == "tree" else None)
+                self._finish(target, key, cache if mode == "tree" and writable else None)
                 return InstallResult("wheel-cache", key, listed(target))
         if bundle:
             resolved = self._bundle_resolution(bundle, installed)
@@ -200,12 +217,12 @@ class Installer:
         self.log(f"installing {len(resolved)} package(s) into {target}")
         install_text = "\n".join([*parsed.options, *resolved]) + "\n"
         self._uv_install(install_text, uv_env, bundle, offline=False)
-        if mode != "off":
+        if mode != "off" and writable:
             try:
                 write_atomic(resolved_file, install_text)
             except OSError as exc:
                 self.log(f"could not store the resolution in the cache: {exc}")
-        self._finish(target, key, cache if mode == "tree" else None)
+        self._finish(target, key, cache if mode == "tree" and writable else None)
         return InstallResult("installed", key, listed(target))
 
     def _resolve(

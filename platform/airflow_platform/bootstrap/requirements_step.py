@@ -31,6 +31,7 @@ from airflow_platform.bootstrap.tree_cache import (
     INPUTS_MARKER,
     MARKER,
     InputsEntry,
+    TamperedTree,
     TreeCache,
     listed,
     read_text,
@@ -62,7 +63,11 @@ def _warm(
     if not cache.has_tree(entry.key):
         return None  # the tree was removed from the cache: install again
     log(f"restoring installed packages from the cache ({cache.tree(entry.key)})")
-    cache.restore(entry.key, target)
+    try:
+        cache.restore(entry.key, target)
+    except TamperedTree as exc:
+        log(f"refusing the cached tree {cache.tree(entry.key)}: {exc}; installing afresh")
+        return None
     _mark(target, inputs, entry)
     return InstallResult(
         "tree-cache", entry.key, listed(target), notes=list(entry.notes), checked=False
@@ -79,7 +84,7 @@ def _remember(
     entry = InputsEntry(result.key if result.installed else "", tuple(result.notes))
     if result.installed:
         _mark(settings.packages_dir, inputs, entry)
-    if settings.cache_mode == "off":
+    if settings.cache_mode == "off" or not settings.cache_writable():
         return
     try:
         TreeCache(settings.cache_dir).record_inputs(inputs, entry)

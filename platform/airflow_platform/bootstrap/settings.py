@@ -37,6 +37,8 @@ PACKAGES_DIR_ENV = "AIRFLOW_PLATFORM_PACKAGES_DIR"
 WHEEL_CACHE_ENV = "AIRFLOW_PLATFORM_WHEEL_CACHE"
 STARTUP_TIMEOUT_ENV = "AIRFLOW_PLATFORM_STARTUP_TIMEOUT"
 CACHE_MODE_ENV = "AIRFLOW_PLATFORM_REQUIREMENTS_CACHE"
+# The chart mounts a shared cache read-only where tasks run: only the writer publishes to it.
+CACHE_READ_ONLY_ENV = "AIRFLOW_PLATFORM_REQUIREMENTS_CACHE_READ_ONLY"
 
 DEFAULT_PACKAGES_DIR = Path("/opt/airflow/packages")
 DEFAULT_WHEEL_CACHE = Path("/opt/airflow/wheel-cache")
@@ -52,6 +54,7 @@ class BootstrapSettings:
     __slots__ = (
         "cache_dir",
         "cache_mode",
+        "cache_read_only",
         "constraints",
         "layout",
         "on_failure",
@@ -68,6 +71,7 @@ class BootstrapSettings:
         on_failure: str,  # fail | continue
         startup_timeout: float,
         cache_mode: str,  # tree | wheels | off
+        cache_read_only: bool = False,
     ) -> None:
         self.layout = layout
         self.packages_dir = packages_dir
@@ -76,6 +80,13 @@ class BootstrapSettings:
         self.on_failure = on_failure
         self.startup_timeout = startup_timeout
         self.cache_mode = cache_mode
+        self.cache_read_only = cache_read_only
+
+    def cache_writable(self) -> bool:
+        """False where the cache is mounted read-only: use it, never write to it."""
+        if self.cache_read_only:
+            return False
+        return not self.cache_dir.exists() or os.access(self.cache_dir, os.W_OK)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BootstrapSettings:
@@ -108,4 +119,5 @@ class BootstrapSettings:
             on_failure=on_failure,
             startup_timeout=timeout,
             cache_mode=cache_mode,
+            cache_read_only=env.get(CACHE_READ_ONLY_ENV, "").strip().lower() in ("1", "true"),
         )

@@ -1,13 +1,16 @@
 """The cache directory's layout and the file operations on it, standard library only.
 
-    trees/<key>/        an installed packages tree (with bytecode), published by rename
+    trees/<key>/        an installed packages tree (with bytecode), published by rename,
+                        with FILES: the SHA-256 of each of its files, written at publish
     resolved/<key>.txt  the pinned resolution behind that tree (for the wheel strategy)
     inputs/<inputs key> what a start with those raw inputs ended with: the tree key (or
                         "-" for nothing to install), then the checks' notes
 
 The cache may be a volume shared by every pod of an environment (an EFS claim), so every
 write lands under a unique temporary name first and is published by an atomic rename:
-a reader sees a whole file or tree, or none.
+a reader sees a whole file or tree, or none. A restored tree is checked file by file
+against FILES before it is used: a file changed, added or removed in the cache (a bad disk,
+or anything with write access to a shared volume) is refused and installed afresh.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 
 MARKER = ".airflow-platform-requirements"  # tree key, in a tree and in the packages dir
 INPUTS_MARKER = ".airflow-platform-inputs"  # packages dir only: the inputs key, then the entry
+FILES = ".airflow-platform-files.json"  # in a tree: {path: sha256 or "->" + link target}
+_UNHASHED = frozenset((MARKER, INPUTS_MARKER, FILES))  # top-level bookkeeping files
 _NOTHING = "-"
 STALE_STAGING_SECONDS = 3600.0
 _KEY_CHARS = frozenset("0123456789abcdef")
@@ -135,6 +140,63 @@ def link_tree(src: Path, dst: Path) -> None:
         place(str(src / MARKER), str(dst / MARKER))
 
 
+class TamperedTree(Exception):
+    """A restored tree does not match the file digests recorded when it was published."""
+
+
+def _entries(root: str) -> dict[str, str]:
+    """Every file and link under `root` (bookkeeping files aside) by relative path: the
+    SHA-256 of a file, "->" + the target of a link."""
+    import hashlib
+
+    found: dict[str, str] = {}
+
+    def walk(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    found[rel] = "->" + os.readlink(entry.path)
+                elif entry.is_dir():
+                    walk(entry.path, rel + "/")
+                elif not (not prefix and entry.name in _UNHASHED):
+                    with open(entry.path, "rb") as fh:
+                        found[rel] = hashlib.file_digest(fh, "sha256").hexdigest()
+
+    walk(root, "")
+    return found
+
+
+def write_digests(tree: Path) -> None:
+    """Record what `tree` holds, at publish."""
+    import json
+
+    (tree / FILES).write_text(json.dumps(_entries(str(tree)), sort_keys=True, indent=0))
+
+
+def verify_digests(recorded: Path, restored: Path) -> None:
+    """Raise TamperedTree unless `restored` holds exactly the files `recorded` lists."""
+    import json
+
+    text = read_text(recorded)
+    try:
+        expected = json.loads(text) if text is not None else None
+    except ValueError:
+        expected = None
+    if not isinstance(expected, dict):
+        raise TamperedTree(f"{recorded.name} is missing or unreadable")
+    found = _entries(str(restored))
+    if found == expected:
+        return
+    changed = sorted(p for p in expected.keys() & found.keys() if expected[p] != found[p])
+    problems = [f"changed: {', '.join(changed[:5])}"] if changed else []
+    if missing := sorted(expected.keys() - found.keys()):
+        problems.append(f"missing: {', '.join(missing[:5])}")
+    if extra := sorted(found.keys() - expected.keys()):
+        problems.append(f"not in the digests: {', '.join(extra[:5])}")
+    raise TamperedTree("; ".join(problems))
+
+
 def listed(target: Path) -> list[str]:
     """The distributions in a packages tree, as name-version."""
     with os.scandir(target) as entries:
@@ -159,8 +221,22 @@ class TreeCache:
         return (self.tree(key) / MARKER).is_file()
 
     def restore(self, key: str, target: Path) -> None:
+        """Restore the tree for `key` into `target` and check every file of the result
+        against the digests written at publish. On TamperedTree `target` is left empty and
+        the cached tree is moved aside (where the cache is writable) so the next install
+        publishes a good one."""
         clear(target)
-        link_tree(self.tree(key), target)
+        tree = self.tree(key)
+        link_tree(tree, target)
+        try:
+            verify_digests(tree / FILES, target)
+        except TamperedTree:
+            clear(target)
+            import uuid
+
+            with contextlib.suppress(OSError):  # read-only here: the writer replaces it
+                os.rename(tree, tree.with_name(f".{key}.rejected-{uuid.uuid4().hex[:8]}.partial"))
+            raise
 
     def publish(self, source: Path, key: str) -> None:
         """Store a copy of `source` as the tree for `key` unless one is there already."""
@@ -177,6 +253,7 @@ class TreeCache:
             staging.chmod(0o755)  # mkdtemp's 0700 would hide it from other users of the cache
             shutil.copytree(source, staging, symlinks=True, dirs_exist_ok=True)
             (staging / INPUTS_MARKER).unlink(missing_ok=True)  # belongs to one pod only
+            write_digests(staging)  # of the copy: what later starts will restore
             os.rename(staging, tree)  # atomic: pods sharing the cache never see half a tree
         except OSError:
             if not self.has_tree(key):

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow_platform.dagsync.aws import is_not_found
 from airflow_platform.dagsync.fetch import download
+from airflow_platform.dagsync.limits import artifact_limit
 from airflow_platform.dagsync.manifest import clean_etag
 from airflow_platform.dagsync.safezip import UnsafeArchive, extract
 from airflow_platform.dagsync.settings import DagsyncSettings
@@ -84,12 +85,15 @@ class ArtifactSync:
                     "not_found", f"{name}: {what} does not exist; check {self._flag(name)}"
                 ) from None
             raise
-        return Source(
+        source = Source(
             key=key,
             version_id=str(head.get("VersionId") or version or ""),
             etag=clean_etag(head.get("ETag", "")),
             size=int(head.get("ContentLength", 0)),
         )
+        # Refused on the announced size, before anything is downloaded.
+        artifact_limit(self.settings, name).check(self.settings.bucket, key, source.size)
+        return source
 
     # -- plugins.zip -------------------------------------------------------------------
     def sync_plugins(self) -> ArtifactOutcome:
@@ -117,7 +121,12 @@ class ArtifactSync:
         try:
             archive = build.tmp / "plugins.zip"
             fetched = download(
-                self.client, self.settings.bucket, key, archive, version_id=source.version_id
+                self.client,
+                self.settings.bucket,
+                key,
+                archive,
+                version_id=source.version_id,
+                limit=artifact_limit(self.settings, "plugins"),
             )
             source = Source(
                 key, fetched.version_id or source.version_id, fetched.etag, fetched.size
@@ -176,6 +185,7 @@ class ArtifactSync:
                 staging,
                 version_id=source.version_id,
                 fsync=True,
+                limit=artifact_limit(self.settings, name),
             )
             os.chmod(staging, 0o755 if name == "startup" else 0o644)
             os.replace(staging, target)

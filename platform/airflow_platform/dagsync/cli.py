@@ -14,6 +14,10 @@ from airflow_platform.dagsync.settings import (
     DEFAULT_EVENT_HEARTBEAT,
     DEFAULT_EVENT_ORPHAN_AFTER,
     DEFAULT_EVENT_QUEUE_PREFIX,
+    DEFAULT_MAX_FILES,
+    DEFAULT_MAX_OBJECT_BYTES,
+    DEFAULT_MAX_SCRIPT_BYTES,
+    DEFAULT_MAX_TOTAL_BYTES,
     DEFAULT_PARALLELISM,
     DEFAULT_PLUGINS_MAX_BYTES,
     DEFAULT_PLUGINS_MAX_ENTRIES,
@@ -110,8 +114,11 @@ def dagsync(
     ] = False,
     health_host: Annotated[
         str,
-        typer.Option(envvar="DAGSYNC_HEALTH_HOST", help="Address of the health/metrics server."),
-    ] = "0.0.0.0",
+        typer.Option(
+            envvar="DAGSYNC_HEALTH_HOST",
+            help="Address of the health/metrics server (the pod IP in a pod).",
+        ),
+    ] = "127.0.0.1",
     health_port: Annotated[
         int, typer.Option(envvar="DAGSYNC_HEALTH_PORT", help="/healthz /readyz /metrics; 0 = off.")
     ] = 8099,
@@ -124,6 +131,26 @@ def dagsync(
     plugins_max_bytes: Annotated[
         int, typer.Option(envvar="DAGSYNC_PLUGINS_MAX_BYTES")
     ] = DEFAULT_PLUGINS_MAX_BYTES,
+    max_object_bytes: Annotated[
+        int,
+        typer.Option(
+            envvar="DAGSYNC_MAX_OBJECT_BYTES",
+            help="Largest object under the DAGs prefix; a larger one refuses the whole sync.",
+        ),
+    ] = DEFAULT_MAX_OBJECT_BYTES,
+    max_total_bytes: Annotated[
+        int,
+        typer.Option(envvar="DAGSYNC_MAX_TOTAL_BYTES", help="Largest DAGs folder, in bytes."),
+    ] = DEFAULT_MAX_TOTAL_BYTES,
+    max_files: Annotated[
+        int, typer.Option(envvar="DAGSYNC_MAX_FILES", help="Most files in the DAGs folder.")
+    ] = DEFAULT_MAX_FILES,
+    max_script_bytes: Annotated[
+        int,
+        typer.Option(
+            envvar="DAGSYNC_MAX_SCRIPT_BYTES", help="Largest requirements.txt and startup.sh."
+        ),
+    ] = DEFAULT_MAX_SCRIPT_BYTES,
 ) -> None:
     """Mirror s3://BUCKET/DAGS_PREFIX (plus plugins.zip, requirements.txt, startup.sh)
     into the sync root, atomically and incrementally."""

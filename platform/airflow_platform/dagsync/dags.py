@@ -16,6 +16,13 @@ from typing import Any, TypeVar
 
 from airflow_platform.dagsync.aws import is_not_found
 from airflow_platform.dagsync.fetch import Fetched, download, download_if_changed
+from airflow_platform.dagsync.limits import (
+    Admission,
+    TotalBudget,
+    check_dags,
+    dag_object_limit,
+    too_many_files,
+)
 from airflow_platform.dagsync.manifest import (
     Diff,
     Manifest,
@@ -72,6 +79,7 @@ class DagMirror:
         # milliseconds, a third of an event-driven sync of a few keys.
         self._pool: ThreadPoolExecutor | None = None
         self._manifest: tuple[str, Manifest] | None = None  # the current version's, parsed
+        self._limit = dag_object_limit(settings)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -117,6 +125,10 @@ class DagMirror:
                     size=int(obj.get("Size", 0)),
                     last_modified=obj["LastModified"].timestamp() if "LastModified" in obj else 0,
                 )
+            if len(desired) > self.settings.max_files:
+                # Stop listing: a bucket of millions of keys must not fill this process first.
+                more = "at least " if page.get("IsTruncated") else ""
+                raise too_many_files(self.settings, f"{more}{len(desired)}")
         kept, conflicts = drop_path_conflicts(desired)
         return kept, skipped + conflicts
 
@@ -134,11 +146,20 @@ class DagMirror:
             if key not in self.settings.artifact_keys
             and (rel := local_path(key, prefix)) is not None
         }
+        budget = TotalBudget(
+            self.settings, sum(e.size for r, e in previous.entries.items() if r not in named)
+        )
         build = self.store.begin()
         try:
             answers = self._run_all(
                 [
-                    partial(self._get_named, build.tmp / str(i), key, previous.entries.get(rel))
+                    partial(
+                        self._get_named,
+                        build.tmp / str(i),
+                        key,
+                        previous.entries.get(rel),
+                        budget,
+                    )
                     for i, (rel, key) in enumerate(named.items())
                 ]
             )
@@ -151,6 +172,7 @@ class DagMirror:
                     desired[rel] = _entry(answer)
                     staged[rel] = (answer, staging)
             desired, _ = drop_path_conflicts(desired)
+            check_dags(self.settings, desired)
             changes = diff(previous, desired)
             if changes.empty:
                 build.discard()
@@ -161,14 +183,20 @@ class DagMirror:
             raise
 
     def _get_named(
-        self, staging: Path, key: str, known: ObjectEntry | None
+        self, staging: Path, key: str, known: ObjectEntry | None, budget: Admission
     ) -> tuple[Fetched | object, Path]:
         if self.stop.is_set():
             raise Cancelled("stopping")
         unless = known.etag if known is not None and known.key == key else ""
         try:
             fetched = download_if_changed(
-                self.client, self.settings.bucket, key, staging, unless, fsync=FSYNC_FILES
+                self.client,
+                self.settings.bucket,
+                key,
+                staging,
+                unless,
+                fsync=FSYNC_FILES,
+                limit=budget,
             )
         except Exception as exc:
             if not is_not_found(exc):
@@ -193,6 +221,7 @@ class DagMirror:
     def sync(
         self, desired: dict[str, ObjectEntry], skipped: list[str] | None = None
     ) -> DagsOutcome:
+        check_dags(self.settings, desired)  # on the listed sizes, before any download
         previous = self.previous_manifest()
         changes = diff(previous or Manifest(), desired)
         if previous is not None and changes.empty:
@@ -287,7 +316,14 @@ class DagMirror:
             if self.stop.is_set():
                 raise Cancelled("stopping")
             staging = tmp / f"get-{index}"
-            fetched = download(self.client, bucket, desired[rel].key, staging, fsync=FSYNC_FILES)
+            fetched = download(
+                self.client,
+                bucket,
+                desired[rel].key,
+                staging,
+                fsync=FSYNC_FILES,
+                limit=self._limit,
+            )
             os.rename(staging, tree / rel)
             if self.on_progress is not None:
                 self.on_progress(rel)

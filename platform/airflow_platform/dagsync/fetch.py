@@ -29,6 +29,7 @@ from tenacity import (
 )
 from urllib3.exceptions import ProtocolError
 
+from airflow_platform.dagsync.limits import Admission
 from airflow_platform.dagsync.manifest import clean_etag
 
 CHUNK = 256 * 1024
@@ -60,7 +61,14 @@ def _md5_checkable(etag: str, response: dict[str, Any]) -> bool:
 
 
 def _get_once(
-    client: Any, bucket: str, key: str, dest: Path, version_id: str, fsync: bool, unless: str
+    client: Any,
+    bucket: str,
+    key: str,
+    dest: Path,
+    version_id: str,
+    fsync: bool,
+    unless: str,
+    limit: Admission | None,
 ) -> Fetched | None:
     dest.unlink(missing_ok=True)
     params: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -76,15 +84,23 @@ def _get_once(
         raise
     etag = clean_etag(response.get("ETag", ""))
     expected = int(response["ContentLength"])
+    body = response["Body"]
+    if limit is not None:
+        try:
+            limit.check(bucket, key, expected)  # the object may have grown since the listing
+        except BaseException:
+            body.close()
+            raise
     digest = hashlib.md5(usedforsecurity=False) if _md5_checkable(etag, response) else None
     written = 0
-    body = response["Body"]
     try:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "wb") as out:
             while chunk := body.read(CHUNK):
-                out.write(chunk)
                 written += len(chunk)
+                if written > expected:
+                    break  # more than announced: never write past the checked size
+                out.write(chunk)
                 if digest is not None:
                     digest.update(chunk)
             out.flush()
@@ -94,7 +110,7 @@ def _get_once(
         body.close()
     if written != expected:
         raise DownloadMismatch(
-            "truncated", f"s3://{bucket}/{key}: got {written} of {expected} bytes"
+            "truncated", f"s3://{bucket}/{key}: got {written} bytes, {expected} announced"
         )
     if digest is not None and digest.hexdigest() != etag:
         raise DownloadMismatch(
@@ -130,10 +146,17 @@ _retry_body = retry(
 
 @_retry_body
 def _download(
-    client: Any, bucket: str, key: str, dest: Path, version_id: str, fsync: bool, unless: str
+    client: Any,
+    bucket: str,
+    key: str,
+    dest: Path,
+    version_id: str,
+    fsync: bool,
+    unless: str,
+    limit: Admission | None,
 ) -> Fetched | None:
     try:
-        return _get_once(client, bucket, key, dest, version_id, fsync, unless)
+        return _get_once(client, bucket, key, dest, version_id, fsync, unless, limit)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
@@ -147,14 +170,22 @@ def download(
     *,
     version_id: str = "",
     fsync: bool = False,
+    limit: Admission | None = None,
 ) -> Fetched:
-    fetched = _download(client, bucket, key, dest, version_id, fsync, "")
+    fetched = _download(client, bucket, key, dest, version_id, fsync, "", limit)
     assert fetched is not None  # only a conditional GET answers "not modified"
     return fetched
 
 
 def download_if_changed(
-    client: Any, bucket: str, key: str, dest: Path, etag: str, *, fsync: bool = False
+    client: Any,
+    bucket: str,
+    key: str,
+    dest: Path,
+    etag: str,
+    *,
+    fsync: bool = False,
+    limit: Admission | None = None,
 ) -> Fetched | None:
     """One conditional GET: None when the object still has `etag` (nothing written)."""
-    return _download(client, bucket, key, dest, "", fsync, etag)
+    return _download(client, bucket, key, dest, "", fsync, etag, limit)

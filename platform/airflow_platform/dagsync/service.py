@@ -22,6 +22,7 @@ from airflow_platform.dagsync.bucket_rules import check_bucket
 from airflow_platform.dagsync.dags import Cancelled, DagMirror, DagsOutcome
 from airflow_platform.dagsync.events import EventBatch, EventListener
 from airflow_platform.dagsync.fanout import EventSetupError, FanoutKeeper, FanoutQueue
+from airflow_platform.dagsync.limits import Refused
 from airflow_platform.dagsync.reaper import Reaper
 from airflow_platform.dagsync.settings import DagsyncSettings
 from airflow_platform.dagsync.telemetry import HealthServer, Metrics
@@ -48,6 +49,8 @@ class CycleResult:
     dags: DagsOutcome | None = None
     artifacts: list[ArtifactOutcome] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (part, kind, message)
+    checked: set[str] = field(default_factory=set)  # parts this cycle looked at
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # part -> (reason, msg)
 
     def summary(self) -> str:
         if not self.ok:
@@ -77,6 +80,8 @@ class DagSync:
         self.mirror = DagMirror(settings, self.client, self.dags, self.stop, on_progress)
         self.artifacts = ArtifactSync(settings, self.client, self.layout)
         self.ready = False
+        # What the bucket holds that was refused, by part: kept until that part syncs.
+        self.refusals: dict[str, tuple[str, str]] = {}
         self.listener: EventListener | None = None
         self.fanout: FanoutQueue | None = None
         self.keeper: FanoutKeeper | None = None
@@ -134,9 +139,12 @@ class DagSync:
         )
         try:
             if dag_keys is None or dag_keys:
+                result.checked.add("dags")
                 result.dags = self._sync_dags(dag_keys)
         except Cancelled:
             raise
+        except Refused as exc:
+            self._refuse(result, "dags", exc.reason, exc)
         except Exception as exc:
             self._fail(result, "dags", error_kind(exc), exc)
         if keys is None or keys & self.settings.artifact_keys or not self.ready:
@@ -147,9 +155,15 @@ class DagSync:
             ):
                 if self.stop.is_set():
                     raise Cancelled("stopping")
+                result.checked.add(name)
                 try:
                     result.artifacts.append(step())
+                except Refused as exc:
+                    self._refuse(result, name, exc.reason, exc)
                 except ArtifactError as exc:
+                    if exc.kind == "plugins_rejected":  # a hostile or broken zip
+                        self._refuse(result, name, exc.kind, exc)
+                        continue
                     self._fail(result, name, exc.kind, exc)
                 except Exception as exc:
                     self._fail(result, name, error_kind(exc), exc)
@@ -169,7 +183,43 @@ class DagSync:
         result.errors.append((part, kind, str(exc) or type(exc).__name__))
         self.metrics.errors.labels(kind).inc()
 
+    def _refuse(self, result: CycleResult, part: str, reason: str, exc: BaseException) -> None:
+        self._fail(result, part, reason, exc)
+        result.refused[part] = (reason, str(exc))
+
+    def _track_refusals(self, result: CycleResult) -> None:
+        """Keep the refusal state (metrics, /status, log) in step with this cycle."""
+        for part in result.checked:
+            before = self.refusals.get(part)
+            now = result.refused.get(part)
+            if before == now:
+                continue
+            if before is not None:
+                self.metrics.refused.remove(part, before[0])
+            if now is None:
+                del self.refusals[part]
+                LOG.info("bucket accepted again", extra={"event": "refused", "part": part})
+                continue
+            self.refusals[part] = now
+            self.metrics.refused.labels(part, now[0]).set(1)
+            LOG.error(
+                f"bucket refused: {now[1]}",
+                extra={"event": "refused", "part": part, "reason": now[0]},
+            )
+
+    def status(self) -> dict[str, Any]:
+        """What /status serves: readiness, the published version and any refusal."""
+        return {
+            "ready": self.ready,
+            "dags_version": self.dags.current_name(),
+            "refused": [
+                {"part": part, "reason": reason, "message": message}
+                for part, (reason, message) in sorted(self.refusals.items())
+            ],
+        }
+
     def _record(self, trigger: str, result: CycleResult, duration: float) -> None:
+        self._track_refusals(result)
         m = self.metrics
         m.duration.labels(trigger).observe(duration)
         fields: dict[str, Any] = {
@@ -259,6 +309,7 @@ class DagSync:
                 self.settings.health_port,
                 self.metrics,
                 lambda: self.ready,
+                self.status,
             )
             self.health.start()
         if self.settings.event_topic_arn:

@@ -18,6 +18,14 @@ _QUEUE_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 DEFAULT_PARALLELISM = 16
 DEFAULT_PLUGINS_MAX_ENTRIES = 10_000
 DEFAULT_PLUGINS_MAX_BYTES = 512 * 1024 * 1024
+# What one environment's DAGs folder may hold. MWAA's largest class runs 4,000 DAGs; with
+# helper modules, SQL and small data files that is a few thousand files and well under a
+# gigabyte. The caps keep a bucket writer from filling the node's disk.
+DEFAULT_MAX_OBJECT_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
+DEFAULT_MAX_FILES = 20_000
+# requirements.txt and startup.sh are text a person writes: a megabyte is far beyond any.
+DEFAULT_MAX_SCRIPT_BYTES = 1024 * 1024
 DEFAULT_EVENT_QUEUE_PREFIX = "dagsync-"
 DEFAULT_EVENT_HEARTBEAT = 60.0
 DEFAULT_EVENT_ORPHAN_AFTER = 900.0
@@ -29,6 +37,10 @@ _RANGES: dict[str, tuple[str, float, float, str]] = {
     "event_heartbeat": ("--event-heartbeat/DAGSYNC_EVENT_HEARTBEAT", 1, 3600, " seconds"),
     "parallelism": ("--parallelism/DAGSYNC_PARALLELISM", 1, 128, ""),
     "health_port": ("--health-port/DAGSYNC_HEALTH_PORT", 0, 65_535, " (0 turns it off)"),
+    "max_object_bytes": ("--max-object-bytes/DAGSYNC_MAX_OBJECT_BYTES", 1, 2**40, " bytes"),
+    "max_total_bytes": ("--max-total-bytes/DAGSYNC_MAX_TOTAL_BYTES", 1, 2**42, " bytes"),
+    "max_files": ("--max-files/DAGSYNC_MAX_FILES", 1, 10_000_000, " files"),
+    "max_script_bytes": ("--max-script-bytes/DAGSYNC_MAX_SCRIPT_BYTES", 1, 2**30, " bytes"),
 }
 
 
@@ -58,11 +70,16 @@ class DagsyncSettings(BaseModel):
     startup_version: str = ""
     strict: bool = False
     once: bool = False
-    health_host: str = "0.0.0.0"
+    # Loopback unless told otherwise: the chart passes the pod IP for the kubelet's probes.
+    health_host: str = "127.0.0.1"
     health_port: int = 8099
     parallelism: int = DEFAULT_PARALLELISM
     plugins_max_entries: int = DEFAULT_PLUGINS_MAX_ENTRIES
     plugins_max_bytes: int = DEFAULT_PLUGINS_MAX_BYTES
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
+    max_files: int = DEFAULT_MAX_FILES
+    max_script_bytes: int = DEFAULT_MAX_SCRIPT_BYTES
 
     @field_validator("bucket")
     @classmethod
@@ -153,6 +170,16 @@ class DagsyncSettings(BaseModel):
                     f"--{name}-version/DAGSYNC_{flag}_VERSION is set but "
                     f"--{name}-key/DAGSYNC_{flag}_KEY is empty; set the key too"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _object_within_total(self) -> DagsyncSettings:
+        if self.max_object_bytes > self.max_total_bytes:
+            raise ValueError(
+                f"--max-object-bytes/DAGSYNC_MAX_OBJECT_BYTES ({self.max_object_bytes}) is larger "
+                f"than --max-total-bytes/DAGSYNC_MAX_TOTAL_BYTES ({self.max_total_bytes}); "
+                "lower the first or raise the second"
+            )
         return self
 
     @model_validator(mode="after")

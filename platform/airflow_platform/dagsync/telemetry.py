@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 import threading
 import time
@@ -85,6 +86,13 @@ class Metrics:
             "dagsync_syncs", "Sync cycles by trigger and result", ["trigger", "result"], registry=r
         )
         self.errors = Counter("dagsync_errors", "Errors by kind", ["kind"], registry=r)
+        self.refused = Gauge(
+            "dagsync_refused",
+            "1 while a part of the bucket (dags, plugins, requirements, startup) is refused "
+            "for passing a limit or being unsafe; the last good version stays published",
+            ["part", "reason"],
+            registry=r,
+        )
         self.downloaded = Counter(
             "dagsync_downloaded_bytes", "Bytes downloaded from S3", registry=r
         )
@@ -129,11 +137,24 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class HealthServer:
-    """GET /healthz (process alive), /readyz (200 after the first good sync), /metrics."""
+class _IPv6Server(ThreadingHTTPServer):
+    # The pod IP of an IPv6 cluster (the chart binds the pod IP, not every interface).
+    address_family = socket.AF_INET6
 
-    def __init__(self, host: str, port: int, metrics: Metrics, is_ready: Any) -> None:
-        metrics_ref, ready_ref = metrics, is_ready
+
+class HealthServer:
+    """GET /healthz (process alive), /readyz (200 after the first good sync), /metrics,
+    /status (JSON: readiness, the published version, what the bucket holds that is refused)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        is_ready: Any,
+        status: Any = dict,
+    ) -> None:
+        metrics_ref, ready_ref, status_ref = metrics, is_ready, status
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -147,6 +168,9 @@ class HealthServer:
                     )
                 elif path == "/metrics":
                     self._send(200, metrics_ref.render(), CONTENT_TYPE_LATEST)
+                elif path == "/status":
+                    body = json.dumps(status_ref()).encode() + b"\n"
+                    self._send(200, body, "application/json")
                 else:
                     self._send(404, b"not found\n", "text/plain")
 
@@ -160,7 +184,8 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # probes every few seconds would drown the sync log
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self.server = server_class((host, port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="dagsync-health", daemon=True

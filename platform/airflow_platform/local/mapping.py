@@ -15,6 +15,8 @@ module changes, and nothing else:
 |                                               | logs mounts are shared by every process       |
 | container ports, `--port`, `*_PORT`, probes   | free ports on 127.0.0.1                       |
 | `0.0.0.0` hosts                               | 127.0.0.1                                     |
+| the worker and triggerer log servers (they    | `--skip-serve-logs`: the API server reads the |
+| bind every interface, with no host option)    | shared logs folder                            |
 | Service DNS names (`svc[.ns[.svc...]]:port`)  | 127.0.0.1:<the local port behind it>          |
 | (no AWS endpoint in a cluster)                | AWS_ENDPOINT_URL=moto, test credentials       |
 | serviceAccount-based Vault auth               | token auth with the dev server's root token   |
@@ -38,7 +40,7 @@ from typing import Any
 
 from airflow_platform.local.hostname import HOSTNAME_CALLABLE, POD_HOSTNAME_ENV
 from airflow_platform.local.rendering import NAMESPACE, Container, Rendering, Workload
-from airflow_platform.local.state import StateDir
+from airflow_platform.local.state import StateDir, write_private
 from airflow_platform.paths import DEFAULT_SYNC_ROOT, SYNC_ROOT_ENV
 from airflow_platform.procs import free_port
 
@@ -70,6 +72,11 @@ LOOPBACK_ENV = ("AIRFLOW__API__HOST", "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHEC
 HOSTNAME_CALLABLE_ENV = "AIRFLOW__CORE__HOSTNAME_CALLABLE"
 WORKER_LOG_PORT_ENV = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
 PORT_FLAGS = ("--port", "-p", "--health-port", "--metrics-port")
+# Airflow sub-commands whose log server binds every interface, with no option to choose:
+# locally it stays off (nothing listens beyond 127.0.0.1) and the API server reads the
+# task logs from the logs folder every process shares.
+LOG_SERVER_COMMANDS = (("celery", "worker"), ("triggerer",))
+SKIP_SERVE_LOGS = "--skip-serve-logs"
 HOST_FLAGS = ("--host", "--hostname", "-H")
 
 
@@ -373,6 +380,9 @@ class Mapper:
             for item in items:
                 if item["key"] in data:
                     path = target / item["path"]
+                    if source.get("secret"):
+                        write_private(path, data[item["key"]])
+                        continue
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(data[item["key"]])
         return target
@@ -396,8 +406,14 @@ class Mapper:
         def local_text(text: str) -> str:
             return self.endpoints.apply(paths.apply(text))
 
+        notes: list[str] = []
         argv = [local_text(x) for x in [*container.command, *container.args]]
         argv = self._rewrite_flags(argv, ports, process)
+        if is_airflow_argv(argv) and SKIP_SERVE_LOGS not in argv:
+            tail = argv[argv.index("airflow") + 1 :] if "airflow" in argv else []
+            if any(tuple(tail[: len(c)]) == c for c in LOG_SERVER_COMMANDS):
+                argv.append(SKIP_SERVE_LOGS)
+                notes.append("log server off: the logs folder is shared")
         if argv:
             argv[0] = venv_executable(argv[0])
         mapped_env = {k: local_text(v) for k, v in env.items()}
@@ -406,7 +422,6 @@ class Mapper:
                 mapped_env[key] = str(ports[int(value)])
             elif key.endswith("_HOST") and value == "0.0.0.0":
                 mapped_env[key] = "127.0.0.1"
-        notes: list[str] = []
         for cport, local in ports.items():
             knob = LISTEN_PORT_ENV.get(cport)
             if knob and knob not in mapped_env and not _mentions(argv, cport, local):

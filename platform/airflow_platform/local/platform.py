@@ -47,7 +47,7 @@ from airflow_platform.local.rendering import (
     helm_template,
 )
 from airflow_platform.local.services import ServiceError
-from airflow_platform.local.state import StateDir
+from airflow_platform.local.state import StateDir, write_private
 from airflow_platform.local.supervisor import START_MARK, Supervisor
 from airflow_platform.merge import deep_merge
 from airflow_platform.procs import free_port, port_open
@@ -180,7 +180,7 @@ class LocalPlatform:
                 f"port {self.requested_api_port} on 127.0.0.1 (--api-port) is already in use by "
                 "another program: choose another port, or stop what listens there"
             )
-        self.state.root.mkdir(parents=True, exist_ok=True)
+        self.state.prepare()
         generated = self.state.secrets()
         ports = self._ports()
         values = self.values()
@@ -295,8 +295,8 @@ class LocalPlatform:
 
     def render(self, helm: str, runtime: dict[str, str]) -> Rendering:
         text = helm_template(helm, CHART, self.values_files, runtime)
-        self.state.root.mkdir(parents=True, exist_ok=True)
-        self.state.rendered.write_text(text)
+        self.state.prepare()
+        write_private(self.state.rendered, text)  # may hold rendered Secrets
         return Rendering.parse(text)
 
     def plan(self, rendering: Rendering, ctx: LocalContext) -> dict[str, list[ProcessSpec]]:
@@ -446,8 +446,7 @@ class LocalPlatform:
         )
         names = [u.split(":")[0].strip() for u in users.split(",") if u.strip()]
         passwords = {n: generated["admin-password"] for n in names}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(passwords) + "\n")
+        write_private(path, json.dumps(passwords) + "\n")
 
     @staticmethod
     def _spec_summary(spec: ProcessSpec) -> dict[str, Any]:

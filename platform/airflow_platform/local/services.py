@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_platform.local.http import request, status_of
+from airflow_platform.local.state import write_private
 from airflow_platform.local.supervisor import Supervisor
 from airflow_platform.procs import port_open
 
@@ -120,10 +121,16 @@ class Unprivileged:
         return [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
 
 
-def _check_traversable(path: Path) -> None:
-    """The unprivileged user must be able to reach the data directory."""
+def _check_traversable(path: Path, state_root: Path, gid: int) -> None:
+    """The unprivileged user must be able to reach the data directory: through the group
+    for the state folder (0710), through "others" above it."""
     for parent in path.parents:
-        mode = parent.stat().st_mode
+        info = parent.stat()
+        mode = info.st_mode
+        if parent == state_root and info.st_gid == gid and mode & stat.S_IXGRP:
+            continue
+        if parent.is_relative_to(state_root) and parent != state_root:
+            continue  # created and chowned for PostgreSQL below
         if not mode & stat.S_IXOTH:
             raise ServiceError(
                 f"PostgreSQL runs as user `nobody` (we are root) and cannot enter {parent} "
@@ -148,12 +155,14 @@ def start_postgres(sup: Supervisor, port: int, password: str) -> str:
     data = state.pgdata
     runas = Unprivileged.detect()
     prefix = runas.prefix() if runas else []
+    if runas:
+        state.let_group_traverse(runas.gid)  # the state folder is 0700 otherwise
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
         pwfile = data.parent / "pwfile"
-        pwfile.write_text(password + "\n")
+        write_private(pwfile, password + "\n")
         if runas:
-            _check_traversable(data)
+            _check_traversable(data, state.root, runas.gid)
             for path in (data.parent, data, pwfile):
                 os.chown(path, runas.uid, runas.gid)
         data.chmod(0o700)

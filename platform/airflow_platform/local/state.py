@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,29 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_STATE_DIR = Path(".local-state")
+# Owner only: the folder holds keys, passwords and the database. PostgreSQL, started as an
+# unprivileged user when we are root, may traverse it through its group (0710, no listing).
+PRIVATE_DIR = 0o700
+TRAVERSABLE_DIR = 0o710
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by the owner only, from the first byte: created 0600
+    under a temporary name, then renamed over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT keeps the mode of a leftover file
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 _LOCK_DEPTH: dict[str, int] = {}
 _LOCK_FILES: dict[str, int] = {}
 _THREAD_LOCK = threading.RLock()
@@ -31,6 +55,21 @@ class StateDir:
     @classmethod
     def at(cls, path: Path | str | None) -> StateDir:
         return cls(Path(path or DEFAULT_STATE_DIR).resolve())
+
+    def prepare(self) -> None:
+        """Create the folder owner-only (0700), and take back what an older version left
+        open (0755); a folder opened to PostgreSQL's group (0710) stays as it is."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        mode = stat.S_IMODE(self.root.stat().st_mode)
+        if mode not in (PRIVATE_DIR, TRAVERSABLE_DIR):
+            self.root.chmod(PRIVATE_DIR)
+
+    def let_group_traverse(self, gid: int) -> None:
+        """Let `gid` (PostgreSQL's, when it runs unprivileged) reach what lies inside,
+        without listing the folder or reading anything in it."""
+        self.prepare()
+        os.chown(self.root, -1, gid)
+        self.root.chmod(TRAVERSABLE_DIR)
 
     # --- layout -------------------------------------------------------------------------
     @property
@@ -76,7 +115,7 @@ class StateDir:
         key = str(self.root)
         with _THREAD_LOCK:
             if _LOCK_DEPTH.get(key, 0) == 0:
-                self.root.mkdir(parents=True, exist_ok=True)
+                self.prepare()
                 fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 _LOCK_FILES[key] = fd
@@ -97,13 +136,9 @@ class StateDir:
             return {}
 
     def save(self, data: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(f".tmp{os.getpid()}")
+        self.prepare()
         # Holds each process's environment (database URL, keys): owner-only.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(data, indent=2, sort_keys=True))
-        os.replace(tmp, self._state_file)
+        write_private(self._state_file, json.dumps(data, indent=2, sort_keys=True))
 
     def update(self, **sections: Any) -> dict[str, Any]:
         with self.locked():
@@ -134,7 +169,6 @@ class StateDir:
                 existing[key] = make()
                 changed = True
         if changed:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._secrets_file.write_text(json.dumps(existing, indent=2))
-            self._secrets_file.chmod(0o600)
+            self.prepare()
+            write_private(self._secrets_file, json.dumps(existing, indent=2))
         return existing

@@ -28,6 +28,11 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
   "DAGSYNC_STRICT" (ternary "true" "false" $sync.strict)
   "DAGSYNC_HEALTH_PORT" ($sync.healthPort | int | toString)
   "DAGSYNC_PARALLELISM" ($sync.parallelism | int | toString)
+  "DAGSYNC_HEALTH_HOST" $sync.healthHost
+  "DAGSYNC_MAX_OBJECT_BYTES" ($sync.maxObjectBytes | int64 | toString)
+  "DAGSYNC_MAX_TOTAL_BYTES" ($sync.maxTotalBytes | int64 | toString)
+  "DAGSYNC_MAX_FILES" ($sync.maxFiles | int64 | toString)
+  "DAGSYNC_MAX_SCRIPT_BYTES" ($sync.maxScriptBytes | int64 | toString)
   "AWS_REGION" .Values.aws.region
   "AWS_DEFAULT_REGION" .Values.aws.region
   "PYTHONUNBUFFERED" "1"
@@ -37,6 +42,11 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
 - name: {{ $name }}
   value: {{ $value | quote }}
 {{- end }}
+{{- end }}
+{{- if not $sync.healthHost }}
+{{- /* The pod IP: reachable by the kubelet's probes and Prometheus, not every interface. */}}
+- name: DAGSYNC_HEALTH_HOST
+  valueFrom: {fieldRef: {fieldPath: status.podIP}}
 {{- end }}
 {{- if $sync.eventTopicArn }}
 {{- /* Owner tag of the pod's own event queue; the UID lets a restarted container remove
@@ -76,7 +86,7 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
     timeoutSeconds: 5
   {{- end }}
   resources:
-    {{- toYaml $v.dags.sync.resources | nindent 4 }}
+    {{- include "airflow-platform.withEphemeralStorage" (dict "resources" $v.dags.sync.resources "storage" $v.ephemeralStorage.containers.dagsync) | nindent 4 }}
   securityContext:
     {{- include "airflow-platform.containerSecurityContext" .root | nindent 4 }}
   volumeMounts:

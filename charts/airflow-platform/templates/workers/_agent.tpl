@@ -46,7 +46,7 @@ zombie nor stopped. A failing agent never holds the worker back: the cost only o
   failureThreshold: 3
 {{- end }}
 resources:
-  {{- toYaml $agent.resources | nindent 2 }}
+  {{- include "airflow-platform.withEphemeralStorage" (dict "resources" $agent.resources "storage" $v.ephemeralStorage.containers.small) | nindent 2 }}
 securityContext:
   {{- include "airflow-platform.containerSecurityContext" . | nindent 2 }}
 volumeMounts:
@@ -66,5 +66,5 @@ volumeMounts:
       - downwardAPI:
           items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]
 - name: worker-agent-tmp
-  emptyDir: {sizeLimit: 64Mi}
+  emptyDir: {sizeLimit: {{ .Values.ephemeralStorage.volumes.scratch }}}
 {{- end -}}
