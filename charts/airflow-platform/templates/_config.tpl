@@ -63,7 +63,10 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
 {{- $_ := set $cfg "secrets.backend" .backend -}}
 {{- $_ := set $cfg "secrets.backend_kwargs" .backend_kwargs -}}
 {{- end -}}
-{{- toYaml (merge (deepCopy $v.airflowConfigurationOptions) $cfg) -}}
+{{- $all := merge (deepCopy $v.airflowConfigurationOptions) $cfg -}}
+{{- /* An option read from a Secret is never written as a value (nor into the ConfigMap). */ -}}
+{{- range $key, $_ := $v.airflowConfigurationSecrets }}{{ $_ := unset $all $key }}{{ end -}}
+{{- toYaml $all -}}
 {{- end -}}
 
 {{/* AIRFLOW__SECTION__KEY of a "section.key". */}}
@@ -164,5 +167,8 @@ override them: the schema refuses those keys), then the mergeable configuration.
 {{- range $key, $value := fromYaml (include "airflow-platform.airflowConfig" .) }}
 - name: {{ include "airflow-platform.configEnvName" $key }}
   value: {{ $value | toString | quote }}
+{{- end }}
+{{- range $key, $ref := $v.airflowConfigurationSecrets }}
+{{ include "airflow-platform.secretEnv" (list (include "airflow-platform.configEnvName" $key) $ref.secretName $ref.key) }}
 {{- end }}
 {{- end -}}
