@@ -110,15 +110,15 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW_PLATFORM_SYNC_ROOT
   value: /opt/airflow/sync
 - name: AIRFLOW_PLATFORM_REQUIREMENTS_ON_FAILURE
-  value: {{ $v.requirements.onFailure }}
+  value: {{ $v.requirements.onFailure | quote }}
 - name: AIRFLOW_PLATFORM_PACKAGES_DIR
   value: /opt/airflow/packages
 - name: AIRFLOW_PLATFORM_WHEEL_CACHE
   value: /opt/airflow/wheel-cache
 - name: AWS_REGION
-  value: {{ $v.aws.region }}
+  value: {{ $v.aws.region | quote }}
 - name: AWS_DEFAULT_REGION
-  value: {{ $v.aws.region }}
+  value: {{ $v.aws.region | quote }}
 - name: PYTHONUNBUFFERED
   value: "1"
 - name: AIRFLOW__CORE__EXECUTOR
@@ -128,7 +128,7 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__CORE__PLUGINS_FOLDER
   value: /opt/airflow/sync/plugins/current
 - name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
-  value: {{ printf "%s/execution/" (include "airflow-platform.apiServerUrl" .root) }}
+  value: {{ printf "%s/execution/" (include "airflow-platform.apiServerUrl" .root) | quote }}
 {{ include "airflow-platform.secretEnv" (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" (index $db 0) (index $db 1)) }}
 {{ include "airflow-platform.secretEnv" (list "AIRFLOW__CORE__FERNET_KEY" $v.secrets.fernetKey.secretName $v.secrets.fernetKey.key) }}
 {{ include "airflow-platform.secretEnv" (list "AIRFLOW__API__SECRET_KEY" $v.secrets.apiSecretKey.secretName $v.secrets.apiSecretKey.key) }}
@@ -145,7 +145,7 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__LOGGING__REMOTE_LOGGING
   value: "True"
 - name: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER
-  value: {{ printf "cloudwatch://arn:aws:logs:%s:%s:log-group:%s" $v.aws.region (include "airflow-platform.accountId" .root) (include "airflow-platform.logGroup" (dict "root" .root "type" "task")) }}
+  value: {{ printf "cloudwatch://arn:aws:logs:%s:%s:log-group:%s" $v.aws.region (include "airflow-platform.accountId" .root) (include "airflow-platform.logGroup" (dict "root" .root "type" "task")) | quote }}
 {{- else }}
 - name: AIRFLOW__LOGGING__REMOTE_LOGGING
   value: "False"

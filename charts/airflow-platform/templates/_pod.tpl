@@ -70,7 +70,7 @@ seccompProfile:
     sources:
       - serviceAccountToken:
           path: token
-          audience: {{ .Values.secretsBackend.vault.tokenAudience }}
+          audience: {{ .Values.secretsBackend.vault.tokenAudience | quote }}
           expirationSeconds: 3600
 {{- end }}
 {{- end -}}
@@ -138,7 +138,7 @@ spec:
     {{- end }}
     {{- if $waitForMigrations }}
     - name: wait-for-migrations
-      image: {{ include "airflow-platform.image" $root }}
+      image: {{ include "airflow-platform.image" $root | quote }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command: ["airflow", "db", "check-migrations", "--migration-wait-timeout", "{{ $v.migrations.waitTimeoutSeconds }}"]
       env:
@@ -153,7 +153,7 @@ spec:
   {{- end }}
   containers:
     - name: {{ .component }}
-      image: {{ include "airflow-platform.image" $root }}
+      image: {{ include "airflow-platform.image" $root | quote }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command: ["airflow-platform", "bootstrap", "--component", {{ .component | quote }}, "--", "airflow"]
       args: {{ toJson $spec.args }}
