@@ -58,8 +58,11 @@ class PodDirs:
         return plugins
 
 
-def build_wheel(directory: Path, name: str, version: str, body: str = "VALUE = 1\n") -> Path:
-    """A real, minimal pure-Python wheel (with its RECORD), for installs without an index."""
+def build_wheel(
+    directory: Path, name: str, version: str, body: str = "VALUE = 1\n", requires: str = ""
+) -> Path:
+    """A real, minimal pure-Python wheel (with its RECORD), for installs without an index;
+    `requires` is a dependency (Requires-Dist) it declares."""
     import base64
     import hashlib
     import zipfile
@@ -68,7 +71,8 @@ def build_wheel(directory: Path, name: str, version: str, body: str = "VALUE = 1
     dist_info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": body,
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + (f"Requires-Dist: {requires}\n" if requires else ""),
         f"{dist_info}/WHEEL": (
             "Wheel-Version: 1.0\nGenerator: airflow-platform-tests\n"
             "Root-Is-Purelib: true\nTag: py3-none-any\n"
