@@ -128,6 +128,7 @@ def test_chart_and_model_refuse_the_same_options(helm_bin: str, tmp_path: Path) 
         "sentry.sentry_dsn",
         "opensearch.api_key",
         "smtp.smtp_user",
+        "ldap.bind_password_file",
         "api.ssl_cert",
     ]
     options = [(key, "x") for key in [*KEYS, *PLATFORM_OWNED_CONFIG_KEYS, *by_rule]]

@@ -81,7 +81,7 @@ owned by the platform and cannot be set ({{ .why }}); remove it{{ if $fix }}, an
 {{- $where := printf "\nairflowConfigurationOptions[%q]" $key }}
 {{- if $refused }}
 {{- fail (printf "%s is %s." $where $refused) }}
-{{- else if regexMatch $rules.sensitiveName (regexReplaceAll "^[^.]*[.]" $key "") }}
+{{- else if and (regexMatch $rules.sensitiveName (regexReplaceAll "^[^.]*[.]" $key "")) (not (regexMatch $rules.fileName $key)) }}
 {{- fail (printf "%s holds a credential and is never rendered as a plain value: remove it and reference a Kubernetes Secret instead (airflowConfigurationSecrets: {%q: {secretName: ..., key: ...}})." $where $key) }}
 {{- else if regexMatch $rules.credentialUrl (toString $value) }}
 {{- fail (printf "%s is a URL with a password, which is never rendered as a plain value: remove it, %s." $where $rules.secretFix) }}

@@ -192,6 +192,8 @@ REFUSED_SUFFIXES: dict[str, Refusal] = {
 SENSITIVE_NAME = re.compile(
     r"password|passwd|secret|token|credential|dsn|api_key|access_key|private_key"
 )
+# A key naming a file holds a path, not the credential itself (passwords_file, ..._key_path).
+FILE_NAME = re.compile(r"(_file|_path)$")
 # Any value holding a URL with a password (scheme://user:password@host) is a credential too.
 CREDENTIAL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]+@")
 
@@ -229,7 +231,8 @@ def refusal(key: str) -> Refusal | None:
 
 
 def is_sensitive(key: str) -> bool:
-    return bool(SENSITIVE_NAME.search(key.partition(".")[2]))
+    name = key.partition(".")[2]
+    return bool(SENSITIVE_NAME.search(name)) and not FILE_NAME.search(name)
 
 
 def owned_env_vars() -> frozenset[str]:
@@ -323,6 +326,7 @@ def chart_rules() -> dict[str, Any]:
         "prefixes": rules(REFUSED_PREFIXES),
         "suffixes": rules(REFUSED_SUFFIXES),
         "sensitiveName": SENSITIVE_NAME.pattern,
+        "fileName": FILE_NAME.pattern,
         "credentialUrl": CREDENTIAL_URL.pattern,
         "secretFix": _SECRET_FIX,
     }
