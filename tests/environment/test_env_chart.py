@@ -144,3 +144,32 @@ def test_chart_and_model_refuse_the_same_options(helm_bin: str, tmp_path: Path) 
     assert not _helm_refuses(
         helm_bin, tmp_path, {"airflowConfigurationOptions": {"core.x": "v" * 65_536}}
     )
+
+
+def test_configuration_secrets_reach_the_chart_as_secret_refs(
+    helm_bin: str, tmp_path: Path
+) -> None:
+    from airflow_platform.environment.model import load_environment
+    from airflow_platform.environment.render import render_values
+
+    spec = yaml.safe_load((SPECS[0]).read_text())
+    spec["Eks"]["ConfigurationSecrets"] = {
+        "smtp.smtp_password": {"SecretName": "airflow-smtp", "Key": "password"}
+    }
+    values = render_values(load_environment(spec))
+    assert values["airflowConfigurationSecrets"] == {
+        "smtp.smtp_password": {"secretName": "airflow-smtp", "key": "password"}
+    }
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    out = subprocess.run(
+        [helm_bin, "template", "x", str(CHART), "-f", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    scheduler = _objects(out.stdout)[("Deployment", "scheduler")]
+    env = {e["name"]: e for e in scheduler["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AIRFLOW__SMTP__SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "airflow-smtp",
+        "key": "password",
+    }
