@@ -180,3 +180,21 @@ def test_bundle_installs_offline_from_the_plugins_folder(tmp_path: Path) -> None
     assert prepared.requirements.offline_bundle == pod.layout.plugins / "wheels"
     assert _importable(prepared, "cowsay").startswith(str(pod.packages))
     assert str(pod.layout.plugins) in prepared.environment["PYTHONPATH"].split(":")
+
+
+def test_hash_checking_mode_installs_wheels_whose_hashes_match(tmp_path: Path) -> None:
+    from boot_helpers import build_wheel, sha256_of
+
+    wheels = tmp_path / "wheels"
+    demo = build_wheel(wheels, "hash-demo", "1.0")
+    other = build_wheel(wheels, "hash-other", "2.0")
+    pod = PodDirs(tmp_path / "pod")
+    pod.write_requirements(
+        f"--require-hashes\n--no-index\n--find-links {wheels}\n"
+        f"hash-demo==1.0 --hash={sha256_of(demo)}\n"
+        f"hash-other==2.0 \\\n    --hash=sha256:{'a' * 64} \\\n    --hash={sha256_of(other)}\n"
+    )
+    prepared, _ = _start(pod)
+    assert prepared.requirements.status == "installed"
+    assert prepared.requirements.packages == ["hash_demo-1.0", "hash_other-2.0"]
+    assert _importable(prepared, "hash_other").startswith(str(pod.packages))

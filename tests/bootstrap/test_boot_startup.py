@@ -75,6 +75,12 @@ def test_migrations_skip_the_script(pod: PodDirs) -> None:
         "export MWAA__CORE__REQUIREMENTS_PATH=/tmp/r.txt",
         "export AIRFLOW_PLATFORM_REQUIREMENTS_ON_FAILURE=continue",
         "unset AWS_DEFAULT_REGION",
+        "export AIRFLOW_CONFIG=/tmp/airflow.cfg",
+        "export AIRFLOW__CORE__AUTH_MANAGER=my.AuthManager",
+        "export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True",
+        "export AIRFLOW__SMTP__SMTP_PASSWORD_CMD='cat /tmp/pw'",
+        "export AIRFLOW__SMTP__SMTP_PASSWORD_SECRET=smtp",
+        "export AIRFLOW__FAB__CONFIG_FILE=/tmp/webserver_config.py",
     ],
 )
 def test_protected_variables_are_refused_by_name(pod: PodDirs, line: str) -> None:

@@ -215,3 +215,47 @@ def test_auth_manager_is_configurable(render, default) -> None:
     assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" not in env
     trial = airflow_env(default, "api-server")
     assert trial["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/tmp/")
+
+
+def test_credential_options_come_from_secrets_never_as_values(render) -> None:
+    rendering = render(
+        {
+            "airflowConfigurationOptions": {
+                "smtp.smtp_host": "smtp.example",
+                "smtp.smtp_user": "a",
+            },
+            "airflowConfigurationSecrets": {
+                "smtp.smtp_password": {"secretName": "airflow-smtp", "key": "password"},
+                "sentry.sentry_dsn": {"secretName": "airflow-sentry", "key": "dsn"},
+            },
+        }
+    )
+    for component in AIRFLOW_COMPONENTS:
+        env = env_of(container(rendering.one("Deployment", component), component))
+        assert env["AIRFLOW__SMTP__SMTP_PASSWORD"] == {
+            "name": "AIRFLOW__SMTP__SMTP_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "airflow-smtp", "key": "password"}},
+        }
+        assert env["AIRFLOW__SENTRY__SENTRY_DSN"]["valueFrom"]["secretKeyRef"] == {
+            "name": "airflow-sentry",
+            "key": "dsn",
+        }
+        assert env["AIRFLOW__SMTP__SMTP_HOST"]["value"] == "smtp.example"
+    options = rendering.one("ConfigMap", "environment")["data"]["airflowConfigurationOptions"]
+    assert "smtp.smtp_host: smtp.example" in options
+    assert "smtp_password" not in options and "sentry_dsn" not in options
+
+
+def test_a_secret_wins_over_an_option_the_chart_sets_itself(render) -> None:
+    """The chart's own default for a key is dropped, not duplicated, when a Secret holds it."""
+    rendering = render(
+        {
+            "airflowConfigurationSecrets": {
+                "core.dagbag_import_timeout": {"secretName": "s", "key": "k"}
+            }
+        }
+    )
+    env = env_of(container(rendering.one("Deployment", "worker"), "worker"))  # no duplicates
+    assert "value" not in env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"]
+    options = rendering.one("ConfigMap", "environment")["data"]["airflowConfigurationOptions"]
+    assert "dagbag_import_timeout" not in options

@@ -79,3 +79,26 @@ def test_vault_kubernetes_auth_gets_a_vault_only_token(render) -> None:
     source = token["projected"]["sources"][0]["serviceAccountToken"]
     assert source["audience"] == "vault"
     assert source["expirationSeconds"] <= 3600
+
+
+@pytest.mark.parametrize("values_file", ci_files())
+def test_no_airflow_setting_is_rendered_as_a_plain_credential(render, values_file) -> None:
+    """What config_rules calls a credential never appears as an env value: only from Secrets."""
+    from airflow_platform.environment.config_rules import (
+        CREDENTIAL_URL,
+        env_var_config_key,
+        is_sensitive,
+    )
+
+    rendering = render(files=(values_file,))
+    checked = 0
+    for workload in rendering.workloads():
+        for c in containers(workload):
+            for entry in c.get("env", []):
+                key = env_var_config_key(entry["name"])
+                if key is None or "value" not in entry:
+                    continue
+                checked += 1
+                assert not is_sensitive(key), f"{entry['name']} is rendered as a value"
+                assert not CREDENTIAL_URL.search(entry["value"]), entry["name"]
+    assert checked > 50

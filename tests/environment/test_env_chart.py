@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -96,23 +97,98 @@ KEYS = [
 ]
 
 
-@pytest.mark.skipif(not (CHART / "values.schema.json").exists(), reason="chart schema not present")
-def test_chart_schema_applies_the_same_config_rules() -> None:
-    import json
+def _helm_refuses(helm_bin: str, tmp_path: Path, values: dict) -> str:
+    """helm's error message for `values` on top of the minimal install ("" = rendered)."""
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump(values))
+    out = subprocess.run(
+        [helm_bin, "template", "airflow", str(CHART),
+         "-f", str(CHART / "ci" / "default-values.yaml"), "-f", str(extra)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return "" if out.returncode == 0 else out.stderr
 
-    import jsonschema
 
+def test_chart_reads_the_rules_the_model_applies() -> None:
+    from airflow_platform.environment.config_rules import chart_rules_json
+
+    shipped = (CHART / "files" / "config-rules.json").read_text()
+    assert shipped == chart_rules_json(), (
+        "charts/airflow-platform/files/config-rules.json is stale: run "
+        "`python -m airflow_platform.environment.config_rules`"
+    )
+
+
+def test_chart_and_model_refuse_the_same_options(helm_bin: str, tmp_path: Path) -> None:
     from airflow_platform.environment.config_rules import (
         PLATFORM_OWNED_CONFIG_KEYS,
         config_option_problems,
     )
 
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    options = schema["properties"]["airflowConfigurationOptions"]
-    validator = jsonschema.Draft7Validator(options)
-    for key in [*KEYS, *PLATFORM_OWNED_CONFIG_KEYS]:
-        python_ok = not config_option_problems(key, "x")
-        schema_ok = validator.is_valid({key: "x"})
-        assert python_ok == schema_ok, f"{key!r}: model says {python_ok}, schema {schema_ok}"
-    assert not validator.is_valid({"core.x": "v" * 65_537})
-    assert validator.is_valid({"core.x": "v" * 65_536})
+    by_rule = [
+        "api_auth.jwt_expiration_time",
+        "core.simple_auth_manager_all_admins",
+        "fab.auth_rate_limited",
+        "smtp.smtp_password_cmd",
+        "database.sql_alchemy_conn_secret",
+        "smtp.smtp_password",
+        "sentry.sentry_dsn",
+        "opensearch.api_key",
+        "smtp.smtp_user",
+        "ldap.bind_password_file",
+        "api.ssl_cert",
+    ]
+    options = [(key, "x") for key in [*KEYS, *PLATFORM_OWNED_CONFIG_KEYS, *by_rule]]
+    options += [("core.x", "postgresql://airflow:pw@db:5432/airflow"), ("core.y", "https://h/p")]
+
+    def verdict(index: int) -> tuple[str, str, str]:
+        key, value = options[index]
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        return (
+            key,
+            value,
+            _helm_refuses(helm_bin, folder, {"airflowConfigurationOptions": {key: value}}),
+        )
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        verdicts = list(pool.map(verdict, range(len(options))))
+    for key, value, refused in verdicts:
+        python_ok = not config_option_problems(key, value)
+        assert python_ok == (not refused), f"{key!r}: model ok={python_ok}, helm said {refused!r}"
+        if refused:
+            assert key in refused, refused  # helm names the option it refuses
+    too_long = {"airflowConfigurationOptions": {"core.x": "v" * 65_537}}
+    assert "maxLength" in _helm_refuses(helm_bin, tmp_path, too_long)
+    assert not _helm_refuses(
+        helm_bin, tmp_path, {"airflowConfigurationOptions": {"core.x": "v" * 65_536}}
+    )
+
+
+def test_configuration_secrets_reach_the_chart_as_secret_refs(
+    helm_bin: str, tmp_path: Path
+) -> None:
+    from airflow_platform.environment.model import load_environment
+    from airflow_platform.environment.render import render_values
+
+    spec = yaml.safe_load((SPECS[0]).read_text())
+    spec["Eks"]["ConfigurationSecrets"] = {
+        "smtp.smtp_password": {"SecretName": "airflow-smtp", "Key": "password"}
+    }
+    values = render_values(load_environment(spec))
+    assert values["airflowConfigurationSecrets"] == {
+        "smtp.smtp_password": {"secretName": "airflow-smtp", "key": "password"}
+    }
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    out = subprocess.run(
+        [helm_bin, "template", "x", str(CHART), "-f", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    scheduler = _objects(out.stdout)[("Deployment", "scheduler")]
+    env = {e["name"]: e for e in scheduler["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AIRFLOW__SMTP__SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "airflow-smtp",
+        "key": "password",
+    }

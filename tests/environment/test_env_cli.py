@@ -89,7 +89,15 @@ def test_import_from_stdin_with_an_eks_overlay(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "NetworkConfiguration: VPC subnets and security groups" in out.stderr
-    assert "AirflowConfigurationOptions['metrics.statsd_on']: owned by the platform" in out.stderr
+    assert (
+        "AirflowConfigurationOptions['metrics.statsd_on']: dropped: key 'metrics.statsd_on' is "
+        "owned by the platform" in out.stderr
+    )
+    assert (
+        "AirflowConfigurationOptions['secrets.backend']: dropped: key 'secrets.backend' is owned "
+        "by the platform and cannot be set (the secrets backend is configured by the chart); "
+        "remove it, and set secretsBackend" in " ".join(out.stderr.split())
+    )
     assert "AirflowVersion: MWAA runs 2.10.3" in out.stderr
     assert "still to fill in" not in out.stderr
     imported = yaml.safe_load(spec.read_text())

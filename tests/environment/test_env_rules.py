@@ -265,3 +265,49 @@ def test_owned_keys_cover_airflow_indirections() -> None:
     assert config_env_var("core.fernet_key") == "AIRFLOW__CORE__FERNET_KEY"
     assert {"AIRFLOW__CORE__FERNET_KEY_CMD", "AIRFLOW__CORE__FERNET_KEY_SECRET"} <= names
     assert len(names) == 3 * len(PLATFORM_OWNED_CONFIG_KEYS)
+
+
+def test_credentials_go_in_configuration_secrets_not_options() -> None:
+    data = _with(BASE, "AirflowConfigurationOptions", {"smtp.smtp_password": "hunter2"})
+    with pytest.raises(SpecError) as caught:
+        load_environment(data)
+    (problem,) = caught.value.problems
+    assert problem.field == "AirflowConfigurationOptions['smtp.smtp_password']"
+    assert "credential" in problem.message and "Eks.ConfigurationSecrets" in problem.message
+    secret = {"smtp.smtp_password": {"SecretName": "airflow-smtp", "Key": "password"}}
+    env = load_environment(_with(BASE, "Eks.ConfigurationSecrets", secret))
+    assert env.eks.configuration_secrets is not None
+    assert env.eks.configuration_secrets["smtp.smtp_password"].secret_name == "airflow-smtp"
+
+
+@pytest.mark.parametrize(
+    ("secrets", "options", "field", "hint"),
+    [
+        (
+            {"core.fernet_key": {"SecretName": "k", "Key": "f"}},
+            {},
+            "Eks.ConfigurationSecrets['core.fernet_key']",
+            "Eks.Secrets.FernetKey",
+        ),
+        (
+            {"Smtp.Password": {"SecretName": "k", "Key": "f"}},
+            {},
+            "Eks.ConfigurationSecrets['Smtp.Password']",
+            "section.key",
+        ),
+        (
+            {"smtp.smtp_user": {"SecretName": "k", "Key": "u"}},
+            {"smtp.smtp_user": "airflow"},
+            "AirflowConfigurationOptions['smtp.smtp_user']",
+            "keep it in one of them only",
+        ),
+    ],
+    ids=["owned-key", "malformed-key", "in-both"],
+)
+def test_configuration_secrets_follow_the_same_rules(secrets, options, field, hint) -> None:
+    data = _with(BASE, "Eks.ConfigurationSecrets", secrets)
+    data = _with(data, "AirflowConfigurationOptions", options)
+    with pytest.raises(SpecError) as caught:
+        load_environment(data)
+    messages = {p.field: p.message for p in caught.value.problems}
+    assert hint in messages[field], messages

@@ -63,7 +63,10 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
 {{- $_ := set $cfg "secrets.backend" .backend -}}
 {{- $_ := set $cfg "secrets.backend_kwargs" .backend_kwargs -}}
 {{- end -}}
-{{- toYaml (merge (deepCopy $v.airflowConfigurationOptions) $cfg) -}}
+{{- $all := merge (deepCopy $v.airflowConfigurationOptions) $cfg -}}
+{{- /* An option read from a Secret is never written as a value (nor into the ConfigMap). */ -}}
+{{- range $key, $_ := $v.airflowConfigurationSecrets }}{{ $_ := unset $all $key }}{{ end -}}
+{{- toYaml $all -}}
 {{- end -}}
 
 {{/* AIRFLOW__SECTION__KEY of a "section.key". */}}
@@ -166,15 +169,15 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW_PLATFORM_SYNC_ROOT
   value: /opt/airflow/sync
 - name: AIRFLOW_PLATFORM_REQUIREMENTS_ON_FAILURE
-  value: {{ $v.requirements.onFailure }}
+  value: {{ $v.requirements.onFailure | quote }}
 - name: AIRFLOW_PLATFORM_PACKAGES_DIR
   value: /opt/airflow/packages
 - name: AIRFLOW_PLATFORM_WHEEL_CACHE
   value: /opt/airflow/wheel-cache
 - name: AWS_REGION
-  value: {{ $v.aws.region }}
+  value: {{ $v.aws.region | quote }}
 - name: AWS_DEFAULT_REGION
-  value: {{ $v.aws.region }}
+  value: {{ $v.aws.region | quote }}
 - name: PYTHONUNBUFFERED
   value: "1"
 - name: AIRFLOW__CORE__EXECUTOR
@@ -184,7 +187,7 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__CORE__PLUGINS_FOLDER
   value: /opt/airflow/sync/plugins/current
 - name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
-  value: {{ include "airflow-platform.executionApiUrl" .root }}
+  value: {{ include "airflow-platform.executionApiUrl" .root | quote }}
 {{- include "airflow-platform.secretsEnv" . }}
 - name: AIRFLOW__CELERY__BROKER_URL
   # Credentials come from IRSA; the queue URL from predefined_queues.
@@ -198,7 +201,7 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__LOGGING__REMOTE_LOGGING
   value: "True"
 - name: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER
-  value: {{ printf "cloudwatch://arn:aws:logs:%s:%s:log-group:%s" $v.aws.region (include "airflow-platform.accountId" .root) (include "airflow-platform.logGroup" (dict "root" .root "type" "task")) }}
+  value: {{ printf "cloudwatch://arn:aws:logs:%s:%s:log-group:%s" $v.aws.region (include "airflow-platform.accountId" .root) (include "airflow-platform.logGroup" (dict "root" .root "type" "task")) | quote }}
 {{- else }}
 - name: AIRFLOW__LOGGING__REMOTE_LOGGING
   value: "False"
@@ -220,5 +223,8 @@ override them: the schema refuses those keys), then the mergeable configuration.
 {{- range $key, $value := fromYaml (include "airflow-platform.airflowConfig" .) }}
 - name: {{ include "airflow-platform.configEnvName" $key }}
   value: {{ $value | toString | quote }}
+{{- end }}
+{{- range $key, $ref := $v.airflowConfigurationSecrets }}
+{{ include "airflow-platform.secretEnv" (list (include "airflow-platform.configEnvName" $key) $ref.secretName $ref.key) }}
 {{- end }}
 {{- end -}}

@@ -75,7 +75,7 @@ Input: (dict "root" $ "component" name). */}}
     sources:
       - serviceAccountToken:
           path: token
-          audience: {{ .Values.secretsBackend.vault.tokenAudience }}
+          audience: {{ .Values.secretsBackend.vault.tokenAudience | quote }}
           expirationSeconds: 3600
 {{- end }}
 {{- end -}}
@@ -143,7 +143,7 @@ spec:
     {{- end }}
     {{- if $waitForMigrations }}
     - name: wait-for-migrations
-      image: {{ include "airflow-platform.image" $root }}
+      image: {{ include "airflow-platform.image" $root | quote }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command: ["airflow", "db", "check-migrations", "--migration-wait-timeout", "{{ $v.migrations.waitTimeoutSeconds }}"]
       env:
@@ -159,7 +159,7 @@ spec:
   {{- end }}
   containers:
     - name: {{ .component }}
-      image: {{ include "airflow-platform.image" $root }}
+      image: {{ include "airflow-platform.image" $root | quote }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command: ["airflow-platform", "bootstrap", "--component", {{ .component | quote }}, "--", "airflow"]
       args: {{ toJson $spec.args }}

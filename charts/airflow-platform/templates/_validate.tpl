@@ -41,12 +41,59 @@ the environment class, fields required together). Each failure names the field a
 {{- fail "\npgbouncer.connectionSecret.secretName is required with pgbouncer.enabled: set it to an existing Secret holding the SQLAlchemy URL through PgBouncer." }}
 {{- end }}
 {{- end }}
+{{- include "airflow-platform.validateConfigOptions" . }}
 {{- if eq $v.secretsBackend.type "vault" }}
 {{- if not $v.secretsBackend.vault.url }}
 {{- fail "\nsecretsBackend.vault.url is required with secretsBackend.type=vault: set it to the Vault address (https://vault.example:8200)." }}
 {{- end }}
 {{- if not $v.secretsBackend.vault.role }}
 {{- fail "\nsecretsBackend.vault.role is required with secretsBackend.type=vault: set it to the Vault role the pods log in as." }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Why users may not set an Airflow option, from files/config-rules.json (written from the
+Python rules by `python -m airflow_platform.environment.config_rules`): "" when they may.
+Input: (dict "rules" $rules "key" "section.key").
+*/}}
+{{- define "airflow-platform.configRefusal" -}}
+{{- $key := .key -}}
+{{- $rule := get .rules.keys $key -}}
+{{- range $prefix, $r := .rules.prefixes }}
+{{- if and (not $rule) (hasPrefix $prefix $key) }}{{ $rule = $r }}{{ end }}
+{{- end }}
+{{- range $suffix, $r := .rules.suffixes }}
+{{- if and (not $rule) (hasSuffix $suffix $key) }}{{ $rule = $r }}{{ end }}
+{{- end }}
+{{- with $rule -}}
+{{- $fix := regexReplaceAll " \\(environment spec: [^)]*\\)" .fix "" -}}
+owned by the platform and cannot be set ({{ .why }}); remove it{{ if $fix }}, and {{ $fix }}{{ end }}
+{{- end -}}
+{{- end -}}
+
+{{/* airflowConfigurationOptions and airflowConfigurationSecrets against the shared rules. */}}
+{{- define "airflow-platform.validateConfigOptions" -}}
+{{- $rules := .Files.Get "files/config-rules.json" | fromJson -}}
+{{- $secrets := .Values.airflowConfigurationSecrets -}}
+{{- range $key, $value := .Values.airflowConfigurationOptions }}
+{{- $refused := include "airflow-platform.configRefusal" (dict "rules" $rules "key" $key) }}
+{{- $where := printf "\nairflowConfigurationOptions[%q]" $key }}
+{{- if $refused }}
+{{- fail (printf "%s is %s." $where $refused) }}
+{{- else if and (regexMatch $rules.sensitiveName (regexReplaceAll "^[^.]*[.]" $key "")) (not (regexMatch $rules.fileName $key)) }}
+{{- fail (printf "%s holds a credential and is never rendered as a plain value: remove it and reference a Kubernetes Secret instead (airflowConfigurationSecrets: {%q: {secretName: ..., key: ...}})." $where $key) }}
+{{- else if regexMatch $rules.credentialUrl (toString $value) }}
+{{- fail (printf "%s is a URL with a password, which is never rendered as a plain value: remove it, %s." $where $rules.secretFix) }}
+{{- end }}
+{{- if hasKey $secrets $key }}
+{{- fail (printf "%s is also in airflowConfigurationSecrets: set %q in one of them only." $where $key) }}
+{{- end }}
+{{- end }}
+{{- range $key, $ref := $secrets }}
+{{- $refused := include "airflow-platform.configRefusal" (dict "rules" $rules "key" $key) }}
+{{- if $refused }}
+{{- fail (printf "\nairflowConfigurationSecrets[%q] is %s." $key $refused) }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -96,7 +96,7 @@ def build_bundle(
     )
     with tempfile.TemporaryDirectory(prefix="bundle-") as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "requirements.in").write_text(parsed.installer_text())
+        (tmp / "requirements.in").write_text(parsed.installer_text(hashes=False))
         (tmp / "constraints.txt").write_text(constraints.text)
         log(f"resolving {len(parsed.requirements)} requirement(s) with {constraints.source}")
         proc = subprocess.run(

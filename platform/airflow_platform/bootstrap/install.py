@@ -109,6 +109,26 @@ def _run_uv(args: list[str], env: Mapping[str, str], what: str) -> str:
     return proc.stdout
 
 
+def _with_hashes(resolved: list[str], parsed: RequirementsFile) -> list[str]:
+    """The resolution with requirements.txt's hashes on every line: in hash-checking mode a
+    package the file does not list with its hashes (a dependency left out) is refused."""
+    out: list[str] = []
+    for line in resolved:
+        try:
+            name = canonicalize_name(Requirement(line).name)
+        except InvalidRequirement:
+            name = line
+        hashes = parsed.hashes_of(name)
+        if not hashes:
+            raise RequirementsError(
+                f"requirements.txt checks hashes, but installing it also needs {line}, which "
+                "it does not list with a --hash: add that line with its hashes "
+                "(`pip-compile --generate-hashes` lists every dependency)"
+            )
+        out.append(" ".join([line, *(f"--hash={h}" for h in hashes)]))
+    return out
+
+
 class Installer:
     """One requirements install for one component start."""
 
@@ -213,7 +233,11 @@ class Installer:
             self.log(
                 f"resolving {len(parsed.requirements)} requirement(s) with {constraints.source}"
             )
-            resolved = self._resolve(text, constraints, installed, uv_env)
+            resolved = self._resolve(
+                parsed.installer_text(hashes=False), constraints, installed, uv_env
+            )
+        if parsed.checks_hashes:
+            resolved = _with_hashes(resolved, parsed)
         self.log(f"installing {len(resolved)} package(s) into {target}")
         install_text = "\n".join([*parsed.options, *resolved]) + "\n"
         self._uv_install(install_text, uv_env, bundle, offline=False)
@@ -326,14 +350,21 @@ class Installer:
                 "-r",
                 str(req),
             ]
+            if "--hash=" in text:  # pip's hash-checking mode: every wheel must match
+                args.append("--require-hashes")
             if offline:
                 args.append("--offline")
             if bundle:
                 args += ["--no-index", "--find-links", str(bundle)]
             try:
                 _run_uv(args, uv_env, "installing requirements.txt")
-            except RequirementsError:
+            except RequirementsError as exc:
                 clear(target)  # never leave a half-installed tree on the path
+                if "Hash mismatch" in str(exc):
+                    raise RequirementsError(
+                        f"{exc}\nA wheel does not match the --hash requirements.txt gives for "
+                        "it: check the hash (`pip hash <wheel>`) or the package index"
+                    ) from None
                 raise
 
     def _finish(self, target: Path, key: str, cache: TreeCache | None) -> None:

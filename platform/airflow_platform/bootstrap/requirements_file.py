@@ -1,10 +1,13 @@
 """Reading requirements.txt the way MWAA users write it.
 
-Supported: requirement specifiers (PEP 508), comments, line continuations, and the
-index options teams use for private repositories (--index-url, --extra-index-url,
---find-links, --trusted-host, --no-index, ...). A `--constraint` line (MWAA's docs put
-one first) is ignored: the platform's constraints always apply. MWAA's own paths
-(/usr/local/airflow/plugins, /usr/local/airflow/dags) are mapped to this platform's.
+Supported: requirement specifiers (PEP 508), comments, line continuations, the index
+options teams use for private repositories (--index-url, --extra-index-url, --find-links,
+--trusted-host, --no-index, ...), and pip's hash-checking mode (`--hash=sha256:...` after a
+requirement, `--require-hashes`): with it every requirement must be pinned with == and
+carry its hashes, and the installer refuses any wheel whose hash does not match. A
+`--constraint` line (MWAA's docs put one first) is ignored: the platform's constraints
+always apply. MWAA's own paths (/usr/local/airflow/plugins, /usr/local/airflow/dags) are
+mapped to this platform's.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ _PASS_THROUGH = {
     "--no-binary": True,
 }
 _IGNORED = {"-c": "constraint", "--constraint": "constraint"}
+REQUIRE_HASHES = "--require-hashes"
+# pip's accepted algorithms and the length of their hex digests.
+_HASH = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
+_HASH_HELP = (
+    "generate them with `pip-compile --generate-hashes` or `pip hash <wheel>` "
+    "(sha256, sha384 or sha512, in hex)"
+)
 _REFUSED = {
     "-r": "include other files: put every requirement in this one file",
     "--requirement": "include other files: put every requirement in this one file",
@@ -58,6 +68,12 @@ class RequirementLine:
     line: int
     text: str
     requirement: Requirement
+    hashes: tuple[str, ...] = ()  # "sha256:<hex>", as written after --hash=
+
+    def installer_line(self, hashes: bool = True) -> str:
+        if not hashes or not self.hashes:
+            return self.text
+        return " ".join([self.text, *(f"--hash={h}" for h in self.hashes)])
 
     @property
     def name(self) -> str:
@@ -70,11 +86,25 @@ class RequirementsFile:
     options: list[str] = field(default_factory=list)  # installer options, one per line
     errors: list[LineIssue] = field(default_factory=list)
     warnings: list[LineIssue] = field(default_factory=list)
+    require_hashes: bool = False  # the file says --require-hashes
 
-    def installer_text(self, skip: set[str] | frozenset[str] = frozenset()) -> str:
-        """The file as handed to the installer: options first, then requirements."""
+    @property
+    def checks_hashes(self) -> bool:
+        """pip's hash-checking mode: on with --require-hashes or any --hash."""
+        return self.require_hashes or any(r.hashes for r in self.requirements)
+
+    def hashes_of(self, name: str) -> tuple[str, ...]:
+        return next((r.hashes for r in self.requirements if r.name == name), ())
+
+    def installer_text(
+        self, skip: set[str] | frozenset[str] = frozenset(), hashes: bool = True
+    ) -> str:
+        """The file as handed to the installer: options first, then requirements (with
+        their hashes unless `hashes` is False, as the resolver gets them)."""
         lines = [*self.options]
-        lines += [r.text for r in self.requirements if r.name not in skip]
+        if hashes and self.checks_hashes:
+            lines.append(REQUIRE_HASHES)
+        lines += [r.installer_line(hashes) for r in self.requirements if r.name not in skip]
         return "\n".join(lines) + "\n"
 
 
@@ -112,10 +142,7 @@ def parse_requirements(text: str, layout: SyncLayout | None = None) -> Requireme
             _parse_option(number, line, layout, result)
             continue
         spec, _, per_line = line.partition(" --")
-        if per_line:
-            result.warnings.append(
-                LineIssue(number, f"per-requirement option --{per_line.split()[0]} is ignored")
-            )
+        hashes = _per_line_options(number, f"--{per_line}" if per_line else "", result)
         try:
             requirement = Requirement(spec.strip())
         except InvalidRequirement as exc:
@@ -123,7 +150,7 @@ def parse_requirements(text: str, layout: SyncLayout | None = None) -> Requireme
                 LineIssue(number, f"not a valid requirement {spec.strip()!r}: {exc}")
             )
             continue
-        entry = RequirementLine(number, spec.strip(), requirement)
+        entry = RequirementLine(number, spec.strip(), requirement, hashes)
         if entry.name in seen:
             result.errors.append(
                 LineIssue(
@@ -135,7 +162,58 @@ def parse_requirements(text: str, layout: SyncLayout | None = None) -> Requireme
             continue
         seen[entry.name] = number
         result.requirements.append(entry)
+    if result.checks_hashes:
+        _check_hash_mode(result)
     return result
+
+
+def _per_line_options(number: int, text: str, result: RequirementsFile) -> tuple[str, ...]:
+    """The hashes of one requirement line; any other per-requirement option is ignored."""
+    hashes: list[str] = []
+    tokens = text.split()
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        option, eq, value = token.partition("=")
+        if option != "--hash":
+            if token.startswith("--"):
+                result.warnings.append(
+                    LineIssue(number, f"per-requirement option {option} is ignored")
+                )
+            continue
+        if not eq and index < len(tokens):
+            value, index = tokens[index], index + 1
+        if _HASH.match(value):
+            hashes.append(value)
+        else:
+            result.errors.append(
+                LineIssue(number, f"--hash={value} is not a valid hash; {_HASH_HELP}")
+            )
+    return tuple(hashes)
+
+
+def _check_hash_mode(result: RequirementsFile) -> None:
+    # pip's rules for hash-checking mode: all or nothing, exact versions only.
+    why = "hash checking is on (a --hash line or --require-hashes)"
+    for entry in result.requirements:
+        exact = [s for s in entry.requirement.specifier if s.operator in ("==", "===")]
+        if entry.requirement.url or not exact or "*" in exact[0].version:
+            result.errors.append(
+                LineIssue(
+                    entry.line,
+                    f"{entry.text} is not pinned to one version, and {why}: "
+                    f"write {entry.requirement.name}==X.Y.Z with its --hash",
+                )
+            )
+        elif not entry.hashes:
+            result.errors.append(
+                LineIssue(
+                    entry.line,
+                    f"{entry.text} has no --hash, and {why}: every requirement needs its "
+                    f"hashes; {_HASH_HELP}",
+                )
+            )
 
 
 def _parse_option(number: int, line: str, layout: SyncLayout, result: RequirementsFile) -> None:
@@ -144,7 +222,9 @@ def _parse_option(number: int, line: str, layout: SyncLayout, result: Requiremen
     else:
         option, _, value = line.partition(" ")
     option, value = option.strip(), value.strip().strip("\"'")
-    if option in _IGNORED:
+    if option == REQUIRE_HASHES:
+        result.require_hashes = True
+    elif option in _IGNORED:
         result.warnings.append(
             LineIssue(
                 number,

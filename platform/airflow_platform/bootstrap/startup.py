@@ -15,16 +15,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_platform.environment.config_rules import owned_env_vars
+from airflow_platform.environment.config_rules import (
+    env_var_config_key,
+    owned_env_vars,
+    refused_env_var,
+)
 
 # Variables startup.sh may not set, change or unset. The platform (or Kubernetes, for the
 # IRSA/Pod Identity credentials) decides them; overriding one would break the component
 # or the isolation between environments. PATH, LD_LIBRARY_PATH, JAVA_HOME and other
-# AIRFLOW__* settings stay open, as on MWAA.
+# AIRFLOW__* settings stay open, as on MWAA; the AIRFLOW__SECTION__KEY of a key users may not
+# set in airflowConfigurationOptions (config_rules: owned keys, the auth manager and
+# SimpleAuthManager, every _CMD and _SECRET indirection) is refused here too.
 PROTECTED_NAMES: frozenset[str] = frozenset(
     {
         "MWAA_AIRFLOW_COMPONENT",
         "AIRFLOW_HOME",
+        "AIRFLOW_CONFIG",
         "AIRFLOW_VERSION",
         "AIRFLOW__WEBSERVER__BASE_URL",
         "AIRFLOW__API__BASE_URL",
@@ -53,7 +60,20 @@ _WRAPPER = (
 
 
 def is_protected(name: str) -> bool:
-    return name in PROTECTED_NAMES or name.startswith(PROTECTED_PREFIXES)
+    return (
+        name in PROTECTED_NAMES
+        or name.startswith(PROTECTED_PREFIXES)
+        or refused_env_var(name) is not None
+    )
+
+
+def _why_protected(name: str) -> str:
+    rule = refused_env_var(name)
+    if rule is not None:
+        return f"{name}: {rule.message(env_var_config_key(name) or name)}"
+    if name == "AIRFLOW_CONFIG":
+        return f"{name}: the configuration comes from the pod's environment only"
+    return f"{name}: set by the platform"
 
 
 class StartupScriptError(RuntimeError):
@@ -129,10 +149,11 @@ def run_startup_script(
     unset = sorted(name for name in base if name not in after and name not in _SHELL_NOISE)
     touched = sorted(name for name in [*exported, *unset] if is_protected(name))
     if touched:
+        reasons = "\n".join(f"  - {_why_protected(name)}" for name in touched)
         raise StartupScriptError(
             f"startup script {script} changed protected variable(s) {', '.join(touched)}; "
             "the platform sets these and they cannot be overridden: remove those exports or "
-            "unsets from the script"
+            f"unsets from the script\n{reasons}"
         )
     final = {name: value for name, value in base.items() if name not in unset}
     final.update(exported)

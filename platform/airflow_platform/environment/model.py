@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_pascal
 
 from airflow_platform.environment.classes import DEFAULT_ENVIRONMENT_CLASS, ENVIRONMENT_CLASSES
-from airflow_platform.environment.config_rules import config_option_problems
+from airflow_platform.environment.config_rules import (
+    config_option_problems,
+    config_secret_problems,
+)
 from airflow_platform.environment.problems import Problem, SpecError, problems_from, rules_error
 
 SUPPORTED_AIRFLOW_VERSIONS = ("3.3.2",)
@@ -161,6 +164,8 @@ class EksSettings(_Spec):
     image: Image | None = None
     ingress: Ingress = Field(default_factory=Ingress)
     requirements_on_failure: OnFailure = "fail"
+    # Airflow options whose value is a credential, read from existing Secrets.
+    configuration_secrets: dict[str, SecretRef] | None = None
 
     @field_validator("namespace")
     @classmethod
@@ -391,11 +396,26 @@ class Environment(_Spec):
         return self
 
     def _config_problems(self) -> list[Problem]:
-        return [
+        secrets = self.eks.configuration_secrets or {}
+        problems = [
             Problem(f"AirflowConfigurationOptions[{p.key!r}]", p.message)
             for key, item in self.airflow_configuration_options.items()
             for p in config_option_problems(key, item)
         ]
+        problems += [
+            Problem(f"Eks.ConfigurationSecrets[{p.key!r}]", p.message)
+            for key in secrets
+            for p in config_secret_problems(key)
+        ]
+        problems += [
+            Problem(
+                f"AirflowConfigurationOptions[{key!r}]",
+                "is also in Eks.ConfigurationSecrets; keep it in one of them only",
+            )
+            for key in self.airflow_configuration_options
+            if key in secrets
+        ]
+        return problems
 
     def _tag_problems(self) -> list[Problem]:
         problems: list[Problem] = []

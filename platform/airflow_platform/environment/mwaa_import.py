@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_platform.environment.config_rules import PLATFORM_OWNED_CONFIG_KEYS
+from airflow_platform.environment.config_rules import config_option_problems
 from airflow_platform.environment.model import (
     SUPPORTED_AIRFLOW_VERSIONS,
     Environment,
@@ -134,12 +134,14 @@ def import_environment(
     options = dict(mwaa.get("AirflowConfigurationOptions") or {})
     kept: dict[str, str] = {}
     for key, value in options.items():
-        if key in PLATFORM_OWNED_CONFIG_KEYS:
-            report.not_mapped.append(
-                Problem(
-                    f"AirflowConfigurationOptions[{key!r}]",
-                    "owned by the platform (it sets this key itself)",
-                )
+        # An option the spec would refuse (owned by the platform, a command or secrets
+        # indirection, a credential in plain text, malformed) is dropped and reported with
+        # its fix, so the rest of the environment still imports.
+        problems = config_option_problems(str(key), str(value))
+        if problems:
+            report.not_mapped.extend(
+                Problem(f"AirflowConfigurationOptions[{key!r}]", f"dropped: {p.message}")
+                for p in problems
             )
         else:
             kept[key] = value

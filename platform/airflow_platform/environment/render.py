@@ -48,6 +48,9 @@ def render_values(env: Environment) -> dict[str, Any]:
         values["image"] = {"repository": eks.image.repository, "tag": eks.image.tag}
     values |= {
         "airflowConfigurationOptions": dict(env.airflow_configuration_options),
+        "airflowConfigurationSecrets": {
+            key: _secret(ref) for key, ref in (eks.configuration_secrets or {}).items()
+        },
         "aws": {"region": eks.region},
         "executionRoleArn": env.execution_role_arn,
         "database": {

@@ -67,7 +67,7 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
 {{- define "airflow-platform.dagsyncContainer" -}}
 {{- $v := .root.Values -}}
 - name: {{ ternary "dagsync-init" "dagsync" .once }}
-  image: {{ include "airflow-platform.image" .root }}
+  image: {{ include "airflow-platform.image" .root | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
   command: ["airflow-platform", "dagsync"{{ if .once }}, "--once"{{ end }}]
   env:

@@ -12,7 +12,7 @@ database by the worker's Airflow hostname (the pod's own hostname).
 {{- $agent := $v.workers.deletionCostAgent -}}
 {{- $db := fromJsonArray (include "airflow-platform.databaseSecret" (dict "root" . "component" "worker")) -}}
 name: worker-agent
-image: {{ include "airflow-platform.image" . }}
+image: {{ include "airflow-platform.image" . | quote }}
 imagePullPolicy: {{ $v.image.pullPolicy }}
 command: ["airflow-platform", "scaling", "worker-agent"]
 env:
