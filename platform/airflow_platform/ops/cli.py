@@ -57,8 +57,13 @@ def status(
     local: LocalOpt = False,
     state_dir: StateOpt = Path(".local-state"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    no_exec: Annotated[
-        bool, typer.Option("--no-exec", help="Skip the database view (no pods/exec).")
+    no_db_view: Annotated[
+        bool,
+        typer.Option(
+            "--no-db-view",
+            help="Only the Kubernetes objects: skip the heartbeat (service proxy), import "
+            "errors and canary (ops probe in a scheduler pod).",
+        ),
     ] = False,
 ) -> None:
     """The environment's Status (MWAA's names), components, workers, heartbeat, import
@@ -71,12 +76,12 @@ def status(
         if local:
             from airflow_platform.ops.local_source import local_status
 
-            found = local_status(state_dir, use_probe=not no_exec)
+            found = local_status(state_dir, use_probe=not no_db_view)
         else:
             from airflow_platform.ops.cluster_status import cluster_status
 
             kube = _kube(kubeconfig, context, namespace, release)
-            found = cluster_status(kube, use_exec=not no_exec)
+            found = cluster_status(kube, db_view=not no_db_view)
     except OpsError as exc:
         raise _fail(exc) from None
     if as_json:

@@ -4,7 +4,8 @@ scaler, and the metadata database's view (scheduler heartbeat, import errors, ca
 The heartbeat comes from the API server's /api/v2/monitor/health, reached through the
 Kubernetes API server's service proxy (no port-forward, no extra credentials: the health
 endpoint needs no login). Import errors and the canary's result need the database: `ops
-probe` runs in a scheduler pod through the exec API; `--no-exec` skips it."""
+probe` runs in a scheduler pod through the exec API. `--no-db-view` skips both (then only
+the Kubernetes API is contacted)."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def worker_scaler(kube: Kube, deployments: list[Any]) -> Workers | None:
     return Workers(current, None, None, "none")
 
 
-def cluster_status(kube: Kube, use_exec: bool = True) -> EnvironmentStatus:
+def cluster_status(kube: Kube, db_view: bool = True) -> EnvironmentStatus:
     release = latest_release(kube)
     deployments = kube.deployments()
     components = []
@@ -127,7 +128,7 @@ def cluster_status(kube: Kube, use_exec: bool = True) -> EnvironmentStatus:
     jobs = jobs_by_component(kube)
     migrations = jobs.get("migrations", [])
     snapshots = jobs.get("snapshot", [])
-    heartbeat = api_health(kube)
+    heartbeat = api_health(kube) if db_view else Heartbeat("unknown", detail="not asked")
     status = EnvironmentStatus(
         source="cluster",
         environment=str(release.values.get("environmentName") or release.name),
@@ -143,7 +144,7 @@ def cluster_status(kube: Kube, use_exec: bool = True) -> EnvironmentStatus:
     )
     if release.description:
         status.notes.append(f"release: {release.description}")
-    if use_exec and not hibernated:
+    if db_view and not hibernated:
         try:
             found = probe_in_pod(kube)
         except OpsError as exc:
