@@ -57,12 +57,25 @@ def scheduler_launch(platform: Any) -> dict[str, Any]:
     raise OpsError(f"no scheduler recorded in {platform.state.root}")
 
 
+def airflow_bin(record: dict[str, Any]) -> str:
+    """The `airflow` beside the scheduler's own program (the local platform's virtualenv)."""
+    for candidate in (Path(record["argv"][0]).parent / "airflow",
+                      Path(sys.executable).parent / "airflow"):  # fmt: skip
+        if candidate.exists():
+            return str(candidate)
+    raise OpsError("the local platform's `airflow` program is missing: run ./scripts/bootstrap.sh")
+
+
 def run_airflow(platform: Any, argv: Sequence[str], capture: bool = False) -> Any:
-    """`argv` with the local scheduler's environment and working directory."""
+    """`argv` with the local scheduler's environment and working directory; a leading
+    `airflow` is the local platform's."""
     record = scheduler_launch(platform)
     env = {**record["env"], "PATH": os.environ.get("PATH", "")}
+    args = list(argv)
+    if args[:1] == ["airflow"]:
+        args[0] = airflow_bin(record)
     return subprocess.run(
-        list(argv), env=env, cwd=record["cwd"], capture_output=capture, text=True, check=False
+        args, env=env, cwd=record["cwd"], capture_output=capture, text=True, check=False
     )
 
 
