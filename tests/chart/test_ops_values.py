@@ -88,6 +88,11 @@ def test_the_snapshot_runs_before_the_migrations_on_upgrade_only(render) -> None
         == rendering.one("ServiceAccount", "snapshot")["metadata"]["name"]
     )
     assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    policy = rendering.one("NetworkPolicy", "snapshot")
+    assert policy["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    assert policy["spec"]["ingress"] == []
+    ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
+    assert ports == [53, 53, 443, 5432]  # DNS, the database, AWS APIs
 
 
 def test_with_argocd_the_snapshot_is_a_presync_hook(render) -> None:
