@@ -59,6 +59,14 @@ def ops(platform: LocalPlatform, *args: str, check: bool = False) -> subprocess.
     return done
 
 
+def json_lines(text: str) -> list:
+    """The JSON list Airflow printed (log lines may come before it)."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("[{"):
+            return json.loads(line)
+    raise AssertionError(f"no JSON list in:\n{text[-2000:]}")
+
+
 def status_json(platform: LocalPlatform) -> dict:
     return json.loads(ops(platform, "status", "--local", "--json").stdout)
 
@@ -91,7 +99,7 @@ def test_ops_status_agrees_with_local_status(platform: LocalPlatform) -> None:
 
 def test_allowed_airflow_commands_run_with_the_schedulers_environment(platform) -> None:
     listed = ops(platform, "airflow", "--local", "--", "dags", "list", "-o", "json", check=True)
-    dag_ids = {d["dag_id"] for d in json.loads(listed.stdout[listed.stdout.index("[") :])}
+    dag_ids = {d["dag_id"] for d in json_lines(listed.stdout)}
     assert {"example_hello", "airflow_platform_canary"} <= dag_ids
 
     missing = ops(platform, "airflow", "--local", "--", "variables", "get", "no_such_variable")
