@@ -122,7 +122,7 @@ def test_the_token_opens_the_rest_api(platform: LocalPlatform) -> None:
     assert status == 200 and body["total_entries"] >= 1
     status, _ = request("GET", f"{api.base_url}/api/v2/dags?limit=1",
                         headers={"Authorization": "Bearer not-a-token"})  # fmt: skip
-    assert status == 401
+    assert status in (401, 403)  # Airflow refuses a token it cannot verify
 
 
 def test_the_canary_runs_on_schedule_and_ops_status_shows_it(platform: LocalPlatform) -> None:
