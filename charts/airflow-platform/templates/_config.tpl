@@ -220,6 +220,16 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__METRICS__STATSD_PORT
   value: {{ $v.metrics.statsd.port | int | quote }}
 {{- end }}
+{{- if $v.canary.enabled }}
+{{- /* The canary ships in the image: a second DAG bundle beside the synced DAGs folder. */}}
+{{- $local := "airflow.dag_processing.bundles.local.LocalDagBundle" }}
+- name: AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST
+  value: {{ toJson (list (dict "name" "dags-folder" "classpath" $local "kwargs" dict) (dict "name" "platform" "classpath" $local "kwargs" (dict "path" $v.canary.dagsPath))) | quote }}
+- name: AIRFLOW_PLATFORM_CANARY_SCHEDULE
+  value: {{ $v.canary.schedule | quote }}
+- name: AIRFLOW_PLATFORM_CANARY_QUEUES
+  value: {{ join "," $v.canary.queues | quote }}
+{{- end }}
 {{- range $key, $value := fromYaml (include "airflow-platform.airflowConfig" .) }}
 - name: {{ include "airflow-platform.configEnvName" $key }}
   value: {{ $value | toString | quote }}

@@ -145,6 +145,19 @@ Input: (dict "resources" <requests/limits map> "storage" <ephemeralStorage.conta
 {{- end -}}
 {{- end -}}
 
+{{/*
+The `replicas:` line of a Deployment: the count, or 0 while the environment hibernates
+(value `hibernate`). Input: (dict "root" $ "count" N); no count = no line, an autoscaler
+owns the number (it leaves a Deployment scaled to 0 alone).
+*/}}
+{{- define "airflow-platform.replicasLine" -}}
+{{- if .root.Values.hibernate -}}
+replicas: 0
+{{- else if not (kindIs "invalid" .count) -}}
+replicas: {{ .count }}
+{{- end -}}
+{{- end -}}
+
 {{/* IRSA role of a component: its own override, else the execution role. */}}
 {{- define "airflow-platform.roleArn" -}}
 {{- $sa := (fromYaml (include "airflow-platform.componentValues" .)).serviceAccount | default dict -}}

@@ -1,0 +1,251 @@
+"""`airflow-platform ops` against a real API server: status from the Helm release and the
+workloads, hibernate/resume, and the errors a platform engineer gets for a wrong
+kubeconfig, context, namespace or release.
+
+The node agent runs no container and its nodes and pods have addresses outside this
+machine, so nothing here may make the API server connect to a pod or a kubelet: `ops status`
+runs with --no-db-view (no service proxy, no exec), and `ops airflow` is exercised up to
+its refusal when no scheduler pod is ready. The database view and the Airflow CLI run
+against the local platform's real Airflow in tests/ops/test_ops_local.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from cluster_node_agent import DeclaredExit
+from cluster_tools import REPO, Cluster, Helm
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from airflow_platform.merge import deep_merge
+from airflow_platform.procs import wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+STEPS = True
+
+RELEASE = "ops"
+NS = "ops"
+CHART = REPO / "charts" / "airflow-platform"
+VALUES = CHART / "ci" / "eks-values.yaml"
+CLI = str(Path(sys.executable).parent / "airflow-platform")
+HIBERNATED = "airflow-platform.io/hibernated-replicas"
+KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
+FIGURES: dict[str, float] = {}
+
+
+@dataclass
+class Env:
+    cluster: Cluster
+    helm: Helm
+    chart: Path
+    served: Path
+
+    def upgrade(self, *extra: str) -> None:
+        self.helm(
+            "upgrade", "--install", RELEASE, str(self.chart), "-n", NS, "-f", str(VALUES),
+            *extra, "--wait", "--timeout", "10m",
+            "--post-renderer", "served-apis", "--post-renderer-args", str(self.served),
+        )  # fmt: skip
+
+    def ops(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "ops", *args, "--kubeconfig", str(self.cluster.kubeconfig)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    def status(self) -> dict:
+        done = self.ops("status", "-n", NS, "--release", RELEASE, "--no-db-view", "--json")
+        assert done.returncode in (0, 1), done.stderr
+        return json.loads(done.stdout)
+
+    def deployments(self) -> list[client.V1Deployment]:
+        return self.cluster.apps.list_namespaced_deployment(
+            NS, label_selector=f"app.kubernetes.io/instance={RELEASE}"
+        ).items
+
+    def scaled_object(self) -> dict:
+        objects = client.CustomObjectsApi(self.cluster.api).list_namespaced_custom_object(
+            "keda.sh", "v1alpha1", NS, "scaledobjects"
+        )["items"]
+        assert len(objects) == 1
+        return objects[0]
+
+    def all_ready(self) -> bool:
+        return all(
+            (d.status.observed_generation or 0) >= d.metadata.generation
+            and (d.status.ready_replicas or 0) == d.spec.replicas
+            and (d.status.replicas or 0) == d.spec.replicas
+            for d in self.deployments()
+        )
+
+
+@pytest.fixture(scope="module")
+def env(cluster: Cluster, helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    work = tmp_path_factory.mktemp("ops-chart")
+    chart = work / "airflow-platform"
+    shutil.copytree(CHART, chart)
+    chart_yaml = chart / "Chart.yaml"
+    chart_yaml.write_text(
+        re.sub(r"^kubeVersion:.*$", 'kubeVersion: ">=1.20.0-0"', chart_yaml.read_text(), flags=re.M)
+    )
+    served = work / "served-api-versions.txt"
+    served.write_text(cluster.kubectl("api-versions").stdout)
+    try:
+        cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    values = deep_merge(
+        yaml.safe_load((CHART / "values.yaml").read_text()), yaml.safe_load(VALUES.read_text())
+    )
+    wanted: dict[str, set[str]] = {}
+    wanted.setdefault(values["database"]["existingSecret"], set()).add(
+        values["database"]["secretKey"]
+    )
+    keda = values.get("kedaDatabase") or {}
+    if keda.get("existingSecret"):
+        wanted.setdefault(keda["existingSecret"], set()).add(keda["secretKey"])
+    for ref in values["secrets"].values():
+        if ref.get("secretName"):
+            wanted.setdefault(ref["secretName"], set()).add(ref["key"])
+    for name, keys in wanted.items():
+        data = {k: secrets.token_urlsafe(24) for k in keys}
+        cluster.core.create_namespaced_secret(
+            NS, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+        )
+    migrations = DeclaredExit(
+        {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/component": "migrations"},
+        why="`airflow db migrate` runs against real PostgreSQL in the e2e tier",
+    )
+    cluster.agent.evaluators.insert(0, migrations)
+    handle = Env(cluster, helm, chart, served)
+    handle.upgrade()
+    yield handle
+    cluster.agent.evaluators.remove(migrations)
+    helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "5m", check=False)
+
+
+def test_status_reports_the_release_and_every_component(env: Env) -> None:
+    began = time.monotonic()
+    found = env.status()
+    FIGURES["ops status on the cluster tier (s)"] = time.monotonic() - began
+    assert found["status"] == "AVAILABLE", found
+    assert (found["revision"], found["release_status"], found["source"]) == ("1", "deployed",
+                                                                             "cluster")  # fmt: skip
+    assert found["environment"] == yaml.safe_load(VALUES.read_text())["environmentName"]
+    components = {c["name"]: c for c in found["components"]}
+    assert set(components) == {"scheduler", "dag-processor", "triggerer", "api-server", "worker"}
+    assert components["scheduler"]["desired"] == 3  # ci/eks-values.yaml
+    assert all(c["ready"] == c["desired"] for c in components.values()), components
+    assert found["workers"] == {"current": components["worker"]["ready"], "minimum": 2,
+                                "maximum": 20, "scaler": "keda", "paused": False}  # fmt: skip
+    assert found["heartbeat"]["status"] == "unknown"  # --no-db-view
+
+    table = env.ops("status", "-n", NS, "--release", RELEASE, "--no-db-view")
+    assert table.returncode == 0 and "AVAILABLE" in table.stdout and "scheduler" in table.stdout
+
+
+def test_status_names_what_is_wrong_in_the_target(env: Env, tmp_path: Path) -> None:
+    cases = {
+        ("--context", "prod-eu"): "--context 'prod-eu' is not in the kubeconfig",
+        ("--release", "nope", "-n", NS): "no Helm release 'nope' in namespace 'ops'",
+        ("-n", "no-such-namespace"): "Check --namespace",
+    }
+    for args, message in cases.items():
+        done = env.ops("status", *args, "--no-db-view")
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert message in " ".join(done.stderr.split()), (args, done.stderr)
+    missing = subprocess.run([CLI, "ops", "status", "--kubeconfig", str(tmp_path / "none")],
+                             capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_an_upgrade_shows_as_a_new_revision(env: Env) -> None:
+    env.upgrade("--set", "scheduler.replicas=2")
+    found = env.status()
+    assert found["revision"] == "2" and found["status"] == "AVAILABLE"
+    assert {c["name"]: c["desired"] for c in found["components"]}["scheduler"] == 2
+
+
+def test_hibernate_scales_to_zero_and_pauses_keda(env: Env) -> None:
+    before = {d.metadata.name: d.spec.replicas for d in env.deployments()}
+    assert all(before.values())
+    began = time.monotonic()
+    done = env.ops("hibernate", "-n", NS, "--release", RELEASE)
+    assert done.returncode == 0, done.stderr
+    wait_until(
+        lambda: not env.cluster.core.list_namespaced_pod(
+            NS, label_selector=f"app.kubernetes.io/instance={RELEASE}"
+        ).items,
+        120, "every pod of the release gone", interval=0.5,
+    )  # fmt: skip
+    FIGURES["hibernate to no pods (s)"] = time.monotonic() - began
+    after = {d.metadata.name: d for d in env.deployments()}
+    assert {n: d.spec.replicas for n, d in after.items()} == dict.fromkeys(before, 0)
+    assert {n: int(d.metadata.annotations[HIBERNATED]) for n, d in after.items()} == before
+    assert env.scaled_object()["metadata"]["annotations"][KEDA_PAUSED] == "0"
+
+    found = env.status()
+    assert found["status"] == "HIBERNATED" and found["workers"]["paused"] is True
+
+    again = env.ops("hibernate", "-n", NS, "--release", RELEASE)
+    assert again.returncode == 2 and "already hibernated" in again.stderr
+
+    # No scheduler pod to run a command in: refused before any exec.
+    cli = env.ops("airflow", "-n", NS, "--release", RELEASE, "--", "dags", "list")
+    assert cli.returncode == 2 and "no ready scheduler pod" in cli.stderr
+    assert "ops resume" in cli.stderr
+    env.before_hibernation = before  # type: ignore[attr-defined]
+
+
+def test_resume_restores_the_replica_counts(env: Env) -> None:
+    before = env.before_hibernation  # type: ignore[attr-defined]
+    began = time.monotonic()
+    done = env.ops("resume", "-n", NS, "--release", RELEASE)
+    assert done.returncode == 0, done.stderr
+    wait_until(env.all_ready, 180, "every Deployment ready after resume", interval=0.5)
+    FIGURES["resume to all ready (s)"] = time.monotonic() - began
+    after = {d.metadata.name: d for d in env.deployments()}
+    assert {n: d.spec.replicas for n, d in after.items()} == before
+    assert not any(HIBERNATED in (d.metadata.annotations or {}) for d in after.values())
+    assert KEDA_PAUSED not in (env.scaled_object()["metadata"].get("annotations") or {})
+    assert env.status()["status"] == "AVAILABLE"
+
+
+def test_resuming_an_environment_that_is_not_hibernated_changes_nothing(env: Env) -> None:
+    versions = {d.metadata.name: d.metadata.resource_version for d in env.deployments()}
+    done = env.ops("resume", "-n", NS, "--release", RELEASE)
+    assert done.returncode == 2
+    assert "is not hibernated: nothing to resume" in " ".join(done.stderr.split())
+    assert {d.metadata.name: d.metadata.resource_version for d in env.deployments()} == versions
+
+
+def test_the_hibernate_value_hibernates_through_helm(env: Env) -> None:
+    env.upgrade("--set", "scheduler.replicas=2", "--set", "hibernate=true")
+    assert all(d.spec.replicas == 0 for d in env.deployments())
+    assert env.scaled_object()["metadata"]["annotations"][KEDA_PAUSED] == "0"
+    assert env.status()["status"] == "HIBERNATED"
+    refused = env.ops("resume", "-n", NS, "--release", RELEASE)
+    assert refused.returncode == 2 and "hibernate: false" in refused.stderr
+
+    env.upgrade("--set", "scheduler.replicas=2", "--set", "hibernate=false")
+    wait_until(env.all_ready, 180, "every Deployment ready after hibernate=false", interval=0.5)
+    replicas = {d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
+                for d in env.deployments()}  # fmt: skip
+    assert replicas["scheduler"] == 2 and all(replicas.values()), replicas
+    assert env.status()["status"] == "AVAILABLE"
+
+
+def test_print_figures() -> None:
+    print("\nops figures (cluster tier):", json.dumps(FIGURES, indent=1))

@@ -1,0 +1,211 @@
+"""`airflow-platform ops` on the local platform, with real Airflow: status agrees with
+`local status`, allowed CLI commands run in the scheduler's environment, a token works on
+the REST API, the canary runs on its schedule and reports, the cross-environment trigger
+starts a run through another environment's API, and hibernate/resume keeps the state."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_platform.local.platform import LocalPlatform
+from airflow_platform.procs import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).parent / "airflow-platform")
+FIGURES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[LocalPlatform]:
+    root = Path(tempfile.mkdtemp(prefix="airflow-platform-ops-"))
+    root.chmod(0o755)  # PostgreSQL runs as nobody when we are root
+    values = root / "values-ops.yaml"
+    values.write_text(yaml.safe_dump({
+        # The canary every minute from the repository's dags/platform (the image's path
+        # is /opt/airflow-platform/dags/platform).
+        "canary": {"enabled": True, "schedule": "* * * * *",
+                   "dagsPath": str(REPO / "dags" / "platform")},
+    }))  # fmt: skip
+    lp = LocalPlatform(root / "state", values_files=[values],
+                       progress=lambda m: print(f"[local] {m}", flush=True))  # fmt: skip
+    try:
+        lp.up(timeout=600)
+        yield lp
+    finally:
+        lp.down(wipe=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def ops(platform: LocalPlatform, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AIRFLOW_PLATFORM_LOCAL_STATE": str(platform.state.root)}
+    done = subprocess.run([CLI, "ops", *args], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"ops {args} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def json_lines(text: str) -> list:
+    """The JSON list Airflow printed (log lines may come before it)."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("[{"):
+            return json.loads(line)
+    raise AssertionError(f"no JSON list in:\n{text[-2000:]}")
+
+
+def status_json(platform: LocalPlatform) -> dict:
+    return json.loads(ops(platform, "status", "--local", "--json").stdout)
+
+
+def test_ops_status_agrees_with_local_status(platform: LocalPlatform) -> None:
+    began = time.monotonic()
+    found = status_json(platform)
+    FIGURES["ops status --local (s)"] = time.monotonic() - began
+    rows = [r for r in platform.status() if r["name"] not in
+            ("postgres", "moto", "openbao", "watchdog", "autoscaler")]  # fmt: skip
+    by_component: dict[str, list[dict]] = {}
+    for row in rows:
+        head, _, tail = row["name"].rpartition("-")
+        by_component.setdefault(head if tail.isdigit() else row["name"], []).append(row)
+    reported = {c["name"]: c for c in found["components"]}
+    assert set(reported) == set(by_component)
+    for name, members in by_component.items():
+        assert reported[name]["ready"] == sum(1 for m in members if m["healthy"]), name
+    all_healthy = all(r["healthy"] for r in platform.status())
+    assert (found["status"] == "AVAILABLE") == all_healthy, found
+    assert found["heartbeat"]["status"] == "healthy"
+    assert found["import_errors"] == len(platform.api().import_errors())
+    workers = found["workers"]
+    assert (workers["minimum"], workers["maximum"]) == (1, 3)  # values-local.yaml
+
+    # The table tells the same, and exit 0 means AVAILABLE.
+    table = ops(platform, "status", "--local")
+    assert table.returncode == 0 and "AVAILABLE" in table.stdout, table.stdout
+
+
+def test_allowed_airflow_commands_run_with_the_schedulers_environment(platform) -> None:
+    listed = ops(platform, "airflow", "--local", "--", "dags", "list", "-o", "json", check=True)
+    dag_ids = {d["dag_id"] for d in json_lines(listed.stdout)}
+    assert {"example_hello", "airflow_platform_canary"} <= dag_ids
+
+    missing = ops(platform, "airflow", "--local", "--", "variables", "get", "no_such_variable")
+    assert missing.returncode == 1, "Airflow's exit code is passed through"
+
+    refused = ops(platform, "airflow", "--local", "--", "users", "create", "-u", "x")
+    assert refused.returncode == 2
+    assert "`airflow users` is not an allowed command" in refused.stderr
+    assert "dags list" in refused.stderr
+
+
+def test_the_token_opens_the_rest_api(platform: LocalPlatform) -> None:
+    from airflow_platform.local.http import request
+
+    token = json.loads(ops(platform, "token", "--local", "--json", check=True).stdout)
+    assert token["expires_at"]
+    api = platform.api()
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    status, body = request("GET", f"{api.base_url}/api/v2/dags?limit=1", headers=bearer)
+    assert status == 200 and body["total_entries"] >= 1
+    status, _ = request("GET", f"{api.base_url}/api/v2/dags?limit=1",
+                        headers={"Authorization": "Bearer not-a-token"})  # fmt: skip
+    assert status in (401, 403)  # Airflow refuses a token it cannot verify
+
+
+def test_the_canary_runs_on_schedule_and_ops_status_shows_it(platform: LocalPlatform) -> None:
+    def reported() -> dict | None:
+        canary = status_json(platform).get("canary")
+        return canary if canary and canary.get("healthy") else None
+
+    canary = wait_until(reported, 240, "the scheduled canary's report", interval=5)
+    assert isinstance(canary, dict)
+    assert canary["queues"] == ["default"] and canary["missing"] == []
+    assert 0 < canary["latency_seconds"] < 120
+    assert canary["run_id"].startswith("scheduled__")
+    FIGURES["canary schedule-to-finish (s)"] = canary["latency_seconds"]
+
+
+def test_the_cross_environment_trigger_starts_a_run_through_the_api(platform) -> None:
+    api = platform.api()
+    run_id = f"cross_env_{int(time.time())}"
+    api.unpause("example_hello")
+    script = textwrap.dedent(f"""
+        import json, os
+        from datetime import datetime
+        from airflow.sdk import DAG
+        from airflow_platform.operators import PlatformTriggerDagRunOperator
+        with DAG("ops_cross_env_{run_id}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+            PlatformTriggerDagRunOperator(
+                task_id="trigger", environment_conn_id="other_environment",
+                trigger_dag_id="example_hello", trigger_run_id="{run_id}",
+                conf={{"from": "ops test"}}, wait_for_completion=True, poke_interval=1,
+                timeout=300)
+        run = dag.test()
+        print("STATE", run.state)
+    """)
+    conn = json.dumps({"conn_type": "http", "host": api.base_url, "login": api.username,
+                       "password": api.password})  # fmt: skip
+    from airflow_platform.ops.local_source import scheduler_launch
+
+    record = scheduler_launch(platform)
+    env = {**record["env"], "PATH": os.environ["PATH"], "AIRFLOW_CONN_OTHER_ENVIRONMENT": conn}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=record["cwd"],
+                          capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert "STATE success" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
+    remote = api.run("example_hello", run_id)
+    assert remote["state"] == "success" and remote["conf"] == {"from": "ops test"}
+
+
+def test_resume_refuses_an_environment_that_is_not_hibernated(platform) -> None:
+    before = {n: r.pid for n, r in platform.sup.records().items()}
+    done = ops(platform, "resume", "--local")
+    assert done.returncode == 2 and "is not hibernated" in done.stderr
+    assert {n: r.pid for n, r in platform.sup.records().items()} == before
+
+
+def test_hibernate_stops_the_components_and_resume_runs_the_schedule_again(platform) -> None:
+    began = time.monotonic()
+    ops(platform, "hibernate", "--local", check=True)
+    FIGURES["local hibernate (s)"] = time.monotonic() - began
+    found = status_json(platform)
+    assert found["status"] == "HIBERNATED"
+    assert all(c["ready"] == 0 for c in found["components"])
+    assert platform.sup.alive("postgres") and not platform.sup.alive("scheduler-0")
+    again = ops(platform, "hibernate", "--local")
+    assert again.returncode == 2 and "already hibernated" in again.stderr
+
+    resumed_at = time.time()
+    began = time.monotonic()
+    ops(platform, "resume", "--local", check=True)
+    FIGURES["local resume to healthy (s)"] = time.monotonic() - began
+    assert status_json(platform)["status"] == "AVAILABLE"
+
+    api = platform.api()
+
+    def scheduled_run_after_resume() -> bool:
+        runs = api.get("/api/v2/dags/airflow_platform_canary/dagRuns?order_by=-run_after&limit=5")
+        return any(
+            r["state"] == "success" and r["run_type"] == "scheduled"
+            and time.mktime(time.strptime(r["end_date"][:19], "%Y-%m-%dT%H:%M:%S"))
+            - time.timezone >= resumed_at
+            for r in runs["dag_runs"]
+        )  # fmt: skip
+
+    wait_until(scheduled_run_after_resume, 180, "a scheduled canary run after resume", 5)
+
+
+def test_print_figures() -> None:
+    print("\nops figures (local platform):", json.dumps(FIGURES, indent=1))
