@@ -22,7 +22,7 @@ RULES = Path(__file__).resolve().parents[2] / "manifests" / "alerts" / "airflow-
 def need(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
-        pytest.fail(f"{binary} not found: run ./scripts/bootstrap.sh (installs Debian's prometheus)")
+        pytest.fail(f"{binary} not found: ./scripts/bootstrap.sh installs Debian's prometheus")
     return path
 
 

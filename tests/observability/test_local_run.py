@@ -51,12 +51,14 @@ def platform(capture: StatsdCapture) -> Iterator[LocalPlatform]:
         yaml.safe_dump(
             {
                 "aws": {"accountId": "123456789012"},
-                "logging": {"cloudwatch": {"enabled": True}, "task": {"enabled": True, "level": "INFO"}},
+                "logging": {"cloudwatch": {"enabled": True}},
                 "metrics": {"statsd": {"enabled": True, "host": "127.0.0.1", "port": capture.port}},
             }
         )
     )
-    lp = LocalPlatform(root / "state", values_files=[overlay], progress=lambda m: print(f"[local] {m}"))
+    lp = LocalPlatform(
+        root / "state", values_files=[overlay], progress=lambda m: print(f"[local] {m}")
+    )
     try:
         lp.up(timeout=600)
         yield lp
@@ -92,8 +94,10 @@ def test_every_name_airflow_sends_maps_to_one_label_set(capture, hello_run) -> N
     # Scheduler heartbeats and executor gauges arrive every loop; wait for the DAG
     # processor's import-error gauge too.
     wait_until(
-        lambda: {"airflow.scheduler_heartbeat", "airflow.dag_processing.import_errors"}
-        <= capture.names(),
+        lambda: (
+            {"airflow.scheduler_heartbeat", "airflow.dag_processing.import_errors"}
+            <= capture.names()
+        ),
         120,
         "scheduler and DAG processor StatsD",
         0.5,
