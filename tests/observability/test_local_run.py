@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,15 +78,22 @@ def hello_run(platform: LocalPlatform) -> tuple[str, str]:
     api = platform.api()
     wait_until(lambda: api.dag(dag_id), 180, f"DAG {dag_id} in the API", 0.5)
     api.unpause(dag_id)
-    run_id = f"obs_{uuid.uuid4().hex[:8]}"
-    api.trigger(dag_id, run_id)
 
-    def finished() -> dict | None:
-        run = api.run(dag_id, run_id)
-        return run if run["state"] in ("success", "failed") else None
+    def run_once() -> str:
+        run_id = f"obs_{uuid.uuid4().hex[:8]}"
+        api.trigger(dag_id, run_id)
 
-    run = wait_until(finished, 300, f"{dag_id} to finish", 1.0)
-    assert run["state"] == "success", json.dumps(api.task_instances(dag_id, run_id))[:3000]
+        def finished() -> dict | None:
+            run = api.run(dag_id, run_id)
+            return run if run["state"] in ("success", "failed") else None
+
+        run = wait_until(finished, 300, f"{dag_id} to finish", 1.0)
+        assert run["state"] == "success", json.dumps(api.task_instances(dag_id, run_id))[:3000]
+        return run_id
+
+    # Two runs: a rate over a counter or histogram needs a change after the series appears.
+    run_once()
+    run_id = run_once()
     return dag_id, run_id
 
 
@@ -102,6 +110,9 @@ def test_every_name_airflow_sends_maps_to_one_label_set(capture, hello_run) -> N
         "scheduler and DAG processor StatsD",
         0.5,
     )
+    # Keep recording a while after the runs, as a scrape window would.
+    done_at = time.time()
+    wait_until(lambda: capture.snapshot()[-1].at > done_at + 30, 120, "30 s more StatsD", 0.5)
     seen = capture.snapshot()
     start = seen[0].at
     RECORDING.write_text(
