@@ -11,6 +11,7 @@ Run: .venv/bin/python bench/local/statsd_overhead.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import statistics
@@ -21,10 +22,11 @@ from pathlib import Path
 
 import yaml
 
+from airflow_platform.local.api import AirflowApi
 from airflow_platform.local.platform import LocalPlatform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import fanout, say  # the fan-out measurement of bench/local/run.py
+from run import FANOUT, fanout, say  # the fan-out measurement of bench/local/run.py
 
 
 class Drain:
@@ -54,6 +56,18 @@ class Drain:
         self.sock.close()
 
 
+def failed_task_log(api: AirflowApi) -> str:
+    """The end of the log of the fan-out's first failed task (why a run failed)."""
+    runs = api.get(f"/api/v2/dags/{FANOUT}/dagRuns?order_by=-start_date&limit=1")["dag_runs"]
+    run_id = runs[0]["dag_run_id"]
+    for ti in api.task_instances(FANOUT, run_id):
+        if ti["state"] == "failed":
+            path = f"/api/v2/dags/{FANOUT}/dagRuns/{run_id}/taskInstances/{ti['task_id']}"
+            content = api.get(f"{path}/logs/{max(ti['try_number'], 1)}")
+            return json.dumps(content)[-1500:]
+    return "no failed task"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="fan-out runs per setting")
@@ -79,7 +93,13 @@ def main() -> None:
                 lp = LocalPlatform(state, values_files=[files[name]])
                 lp.up(timeout=900)
                 before = drain.packets
-                wall, first = fanout(lp.api())
+                try:
+                    wall, first = fanout(lp.api())
+                except SystemExit as failed:  # a failed run is reported, not measured
+                    say(f"    run {i + 1} statsd {name}: {failed}")
+                    say(f"    {failed_task_log(lp.api())}")
+                    lp.down()
+                    continue
                 lp.down()
                 walls[name].append(wall)
                 firsts[name].append(first)
@@ -89,11 +109,16 @@ def main() -> None:
                 )
         say("\n== figures")
         for name in ("on", "off"):
+            if not walls[name]:
+                say(f"statsd {name:3s}: no successful run")
+                continue
             say(
                 f"statsd {name:3s}: wall median {statistics.median(walls[name]):.1f}s "
                 f"{sorted(round(w, 1) for w in walls[name])}, first task median "
                 f"{statistics.median(firsts[name]):.2f}s"
             )
+        if not walls["on"] or not walls["off"]:
+            return
         ratio = statistics.median(walls["on"]) / statistics.median(walls["off"])
         say(f"wall on/off: x{ratio:.3f}")
     finally:
