@@ -65,3 +65,26 @@ def test_labelled_series_keep_what_operators_filter_on(mapper: Mapper) -> None:
     assert pool is not None and dict(pool.labels) == {"pool": "default_pool"}
     assert mapper.map("airflow.executor.queued_tasks.CeleryExecutor") is None
     assert mapper.map("airflow.executor.queued_tasks").name == "airflow_executor_queued_tasks"
+
+
+# Added to dagsync's metrics with the bucket-refusal gauge; the alert is defined ahead of it.
+PENDING_DAGSYNC_METRICS = {"dagsync_refused"}
+
+
+def test_every_dagsync_series_an_alert_or_panel_uses_is_exported_by_dagsync() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from airflow_platform.dagsync.telemetry import Metrics
+
+    metrics = Metrics()
+    metrics.syncs.labels("initial", "success").inc()
+    metrics.errors.labels("s3").inc()
+    exposed = {
+        sample.name
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
+    needed = {n for n in names_needed_by_alerts_and_panels() if n.startswith("dagsync_")}
+    assert needed - PENDING_DAGSYNC_METRICS
+    missing = needed - exposed - PENDING_DAGSYNC_METRICS
+    assert not missing, f"dagsync does not export: {missing}"
