@@ -56,7 +56,10 @@ def openmetrics(
 ) -> str:
     """Series values at each scrape, the last scrape at `end` (unix seconds)."""
     mapper = Mapper.from_file(mapping)
-    buckets = [float(b) for b in yaml.safe_load(mapping.read_text())["defaults"]["buckets"]]
+    buckets = [
+        float(b)
+        for b in yaml.safe_load(mapping.read_text())["defaults"]["histogram_options"]["buckets"]
+    ]
     events = read_recording(recording)
     duration = events[-1][0]
     start = end - duration
