@@ -126,6 +126,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
+# Debian's Prometheus: promtool proves the alert rules, the server evaluates the dashboard's
+# queries (tests/observability).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  say "installing prometheus (Debian) for the alert and dashboard tests"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 say "helm:    $("$TOOLS/bin/helm" version --short)"
 say "kubectl: $("$TOOLS/bin/kubectl" version --client 2>/dev/null | head -1)"
 say "ready: .venv (CLI: .venv/bin/airflow-platform), tools in $TOOLS/bin"

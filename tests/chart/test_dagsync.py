@@ -52,6 +52,8 @@ def test_environment_per_contract(eks) -> None:
         "DAGSYNC_BUCKET": "analytics-prod-airflow-123456789012",
         "DAGSYNC_DAGS_PREFIX": "dags/",
         "AIRFLOW_PLATFORM_SYNC_ROOT": "/opt/airflow/sync",
+        "AIRFLOW_PLATFORM_LOG_FORMAT": "json",
+        "AIRFLOW_PLATFORM_ENVIRONMENT": "analytics-prod",
         "DAGSYNC_INTERVAL": "30",
         "DAGSYNC_EVENT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/analytics-prod-dag-events",
         "DAGSYNC_PLUGINS_KEY": "plugins.zip",

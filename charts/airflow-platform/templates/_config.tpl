@@ -47,7 +47,8 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
   "celery_broker_transport_options.polling_interval" "0.2"
   "workers.min_heartbeat_interval" "1"
   "api.workers" (toString ($v.apiServer.workers | int))
-  "logging.logging_level" $level
+  "logging.logging_level" (ternary $v.logging.task.level $level (eq .component "worker"))
+  "logging.celery_logging_level" $level
   "metrics.statsd_prefix" $v.metrics.statsd.prefix
 -}}
 {{- if $v.auth.manager -}}
@@ -206,11 +207,17 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__LOGGING__REMOTE_LOGGING
   value: "False"
 {{- end }}
+- name: AIRFLOW_PLATFORM_LOG_FORMAT
+  value: {{ $v.logging.format | quote }}
+- name: AIRFLOW_PLATFORM_ENVIRONMENT
+  value: {{ $v.environmentName | quote }}
 - name: AIRFLOW__METRICS__STATSD_ON
   value: {{ ternary "True" "False" $v.metrics.statsd.enabled | quote }}
 {{- if $v.metrics.statsd.enabled }}
 - name: AIRFLOW__METRICS__STATSD_HOST
-{{- if $v.metrics.statsd.host }}
+{{- if $v.metrics.statsdExporter.enabled }}
+  value: {{ printf "%s.%s.svc" (include "airflow-platform.componentName" (dict "root" .root "component" "statsd-exporter")) .root.Release.Namespace | quote }}
+{{- else if $v.metrics.statsd.host }}
   value: {{ $v.metrics.statsd.host | quote }}
 {{- else }}
   valueFrom:

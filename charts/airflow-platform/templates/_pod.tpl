@@ -90,6 +90,7 @@ Input: (dict "root" $ "component" name). */}}
 {{- $isJob := eq ($spec.restartPolicy | default "Always") "Never" -}}
 {{- $logType := include "airflow-platform.logType" . -}}
 {{- $annotations := dict "airflow-platform.io/environment-checksum" (include (print $root.Template.BasePath "/config/environment.yaml") $root | sha256sum) -}}
+{{- $_ := set $annotations "airflow-platform.io/environment" $v.environmentName -}}
 {{- if and $v.logging.cloudwatch.enabled (get $v.logging $logType).enabled -}}
 {{- $_ := set $annotations "airflow-platform.io/cloudwatch-log-group" (include "airflow-platform.logGroup" (dict "root" $root "type" $logType)) -}}
 {{- end -}}

@@ -17,6 +17,12 @@ the environment class, fields required together). Each failure names the field a
 {{- fail (printf "\n%s is required: set it to %s." $field (index $rule 1)) }}
 {{- end }}
 {{- end }}
+{{- if and $v.metrics.statsdExporter.enabled $v.metrics.statsd.host }}
+{{- fail (printf "\nmetrics.statsd.host=%q and metrics.statsdExporter.enabled=true: Airflow sends StatsD to one place; set metrics.statsd.host to \"\" (the exporter's Service is used) or metrics.statsdExporter.enabled=false." $v.metrics.statsd.host) }}
+{{- end }}
+{{- if and $v.metrics.statsdExporter.enabled (not $v.metrics.statsd.enabled) }}
+{{- fail "\nmetrics.statsdExporter.enabled=true needs metrics.statsd.enabled=true: Airflow would send it nothing." }}
+{{- end }}
 {{- $micro := eq $v.environmentClass "mw1.micro" -}}
 {{- if and (lt (int $v.scheduler.replicas) 2) (not $micro) }}
 {{- fail (printf "\nscheduler.replicas=%d is allowed only with environmentClass mw1.micro: set scheduler.replicas between 2 and 5 (MWAA runs at least 2 schedulers)." (int $v.scheduler.replicas)) }}

@@ -8,6 +8,7 @@ on the Python path, and the Airflow command replaces this process.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from airflow_platform.bootstrap.settings import (
     BootstrapSettings,
     SettingsError,
 )
+from airflow_platform.logs import setup_logging
 
 TYPE_CHECKING = False  # typing itself costs a container start milliseconds
 if TYPE_CHECKING:
@@ -54,6 +56,18 @@ def _prepend_path(env: dict[str, str], name: str, entries: Sequence[str]) -> Non
     env[name] = os.pathsep.join([*entries, *(p for p in current if p not in entries)])
 
 
+def _logger() -> logging.Logger:
+    """stderr, text unless AIRFLOW_PLATFORM_LOG_FORMAT says json (the chart does)."""
+    logger = logging.getLogger("airflow_platform.bootstrap")
+    if not logger.handlers:
+        setup_logging("bootstrap", logger.name, stream=sys.stderr, default="text")
+    return logger
+
+
+def _step_log(message: str) -> None:
+    _logger().info(message, extra={"event": "step"})
+
+
 def prepare(
     component: str,
     argv: Sequence[str],
@@ -61,7 +75,7 @@ def prepare(
     log: Callable[[str], None] | None = None,
 ) -> Prepared:
     """Everything before the exec; returns the command and the environment to run it with."""
-    log = log or (lambda message: print(f"[bootstrap] {message}", file=sys.stderr, flush=True))
+    log = log or _step_log
     if component not in COMPONENTS:
         raise BootstrapError(
             f"--component {component!r} is not known; use one of {', '.join(COMPONENTS)}"
@@ -135,14 +149,14 @@ def start(component: str, argv: Sequence[str]) -> int:
     try:
         run(component, argv)
     except BootstrapError as exc:
-        print(f"[bootstrap] error: {exc}", file=sys.stderr, flush=True)
+        _logger().error(f"error: {exc}", extra={"event": "error", "airflow_component": component})
         return 3
 
 
 def run(component: str, argv: Sequence[str]) -> NoReturn:
     """Prepare, then replace this process with the command (never returns on success)."""
     prepared = prepare(component, argv)
-    print(f"[bootstrap] exec {' '.join(prepared.argv)}", file=sys.stderr, flush=True)
+    _logger().info(f"exec {' '.join(prepared.argv)}", extra={"event": "exec"})
     try:
         os.execvpe(prepared.argv[0], prepared.argv, prepared.environment)
     except OSError as exc:

@@ -1,11 +1,10 @@
-"""Readiness, Prometheus metrics over HTTP, and one-JSON-object-per-line logs."""
+"""Readiness, Prometheus metrics over HTTP, and the process's logs (airflow_platform.logs)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import socket
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,31 +19,12 @@ from prometheus_client import (
     generate_latest,
 )
 
-# LogRecord attributes that are not "extra" fields.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        payload.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False, default=str)
+from airflow_platform.logs import JsonFormatter as JsonFormatter
+from airflow_platform.logs import setup_logging as setup_platform_logging
 
 
 def setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("airflow_platform.dagsync")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    setup_platform_logging("dagsync", "airflow_platform.dagsync")
     # boto's own retry chatter stays out of the structured stream.
     logging.getLogger("botocore").setLevel(logging.WARNING)
 

@@ -21,7 +21,6 @@ scaling_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
-err = Console(stderr=True)
 
 MinWorkers = Annotated[int, typer.Option(envvar="SCALING_MIN_WORKERS", help="MinWorkers.")]
 MaxWorkers = Annotated[int, typer.Option(envvar="SCALING_MAX_WORKERS", help="MaxWorkers.")]
@@ -188,6 +187,7 @@ def worker_agent(
     """Keep this worker pod's pod-deletion-cost equal to the tasks it runs (idle = 0)."""
     from functools import partial
 
+    from airflow_platform.logs import setup_logging
     from airflow_platform.scaling.deletion_cost import (
         DeletionCostAgent,
         StepResult,
@@ -214,20 +214,24 @@ def worker_agent(
         partial(running_on_host, engine, host),
         partial(patch_pod_deletion_cost, api, namespace, pod_name),
     )
-    err.print(f"worker-agent: pod {namespace}/{pod_name}, Airflow hostname {host!r}")
+    log = setup_logging("worker-agent", "airflow_platform.scaling")
+    log.info(
+        f"pod {namespace}/{pod_name}, Airflow hostname {host!r}",
+        extra={"event": "started", "pod": pod_name, "namespace": namespace, "hostname": host},
+    )
 
     def report(result: StepResult) -> None:
         if result.patched_cost is not None:
-            err.print(
-                f"worker-agent: {result.running_tasks} running task(s) -> "
-                f"pod-deletion-cost {result.patched_cost}"
+            running, cost = result.running_tasks, result.patched_cost
+            log.info(
+                f"{running} running task(s) -> pod-deletion-cost {cost}",
+                extra={"event": "deletion_cost", "running_tasks": running, "cost": cost},
             )
 
     if once:
         result = agent.step()
         report(result)
         if result.error:
-            err.print(f"worker-agent: {result.error}")
             raise typer.Exit(1)
         return
     stop = threading.Event()
@@ -235,7 +239,7 @@ def worker_agent(
         signal.signal(sig, lambda *_: stop.set())
     agent.run(interval, stop, on_step=report)
     engine.dispose()
-    err.print("worker-agent: stopped")
+    log.info("stopped", extra={"event": "stopped"})
 
 
 def register(app: typer.Typer) -> None:

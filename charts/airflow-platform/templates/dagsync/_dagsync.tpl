@@ -15,6 +15,8 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
   "DAGSYNC_BUCKET" $s3.bucket
   "DAGSYNC_DAGS_PREFIX" $s3.dagsPrefix
   "AIRFLOW_PLATFORM_SYNC_ROOT" "/opt/airflow/sync"
+  "AIRFLOW_PLATFORM_LOG_FORMAT" .Values.logging.format
+  "AIRFLOW_PLATFORM_ENVIRONMENT" .Values.environmentName
   "DAGSYNC_INTERVAL" ($sync.intervalSeconds | int | toString)
   "DAGSYNC_EVENT_QUEUE_URL" $sync.eventQueueUrl
   "DAGSYNC_EVENT_TOPIC_ARN" $sync.eventTopicArn

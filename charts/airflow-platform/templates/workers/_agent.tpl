@@ -30,6 +30,10 @@ env:
     value: /dev/null
   - name: PYTHONUNBUFFERED
     value: "1"
+  - name: AIRFLOW_PLATFORM_LOG_FORMAT
+    value: {{ $v.logging.format | quote }}
+  - name: AIRFLOW_PLATFORM_ENVIRONMENT
+    value: {{ $v.environmentName | quote }}
   {{- with index $v.airflowConfigurationOptions "core.hostname_callable" }}
   - name: AIRFLOW__CORE__HOSTNAME_CALLABLE
     value: {{ . | quote }}
