@@ -35,7 +35,7 @@ def test_awake_environments_keep_their_counts_and_leave_autoscaled_ones_alone(re
         for d in rendering.all("Deployment")
     }
     assert replicas == {"scheduler": 2, "dag-processor": 2, "triggerer": 2,
-                        "api-server": None, "worker": None}  # fmt: skip
+                        "api-server": None, "execution-api": 2, "worker": None}  # fmt: skip
     annotations = rendering.one("ScaledObject", "worker")["metadata"].get("annotations") or {}
     assert "autoscaling.keda.sh/paused-replicas" not in annotations
 

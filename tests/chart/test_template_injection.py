@@ -65,10 +65,28 @@ FEATURES: dict[str, Any] = {
         "vault": {"url": "https://vault.example:8200", "role": "airflow", "configPath": "c"},
         "aws": {"configPrefix": "airflow/config"},
     },
+    "database": {"resultBackendSecret": {"existingSecret": "airflow-results"}},
+    "networkPolicy": {
+        "database": {"cidrs": ["10.0.16.0/20"]},
+        "vaultTo": [{"ipBlock": {"cidr": "10.0.32.0/24"}}],
+    },
+    "snapshot": {"enabled": True, "dbClusterIdentifier": "airflow-db"},
+    "canary": {"enabled": True},
     "tags": {"team": "data"},
 }
 # The AWS Secrets Manager backend renders its own values (the vault ones then rest).
 FEATURES_AWS = deep_merge(FEATURES, {"secretsBackend": {"type": "aws"}})
+# The release's own statsd_exporter and its monitors replace the external StatsD host.
+FEATURES_EXPORTER = deep_merge(
+    FEATURES,
+    {
+        "metrics": {
+            "statsd": {"host": ""},
+            "statsdExporter": {"enabled": True},
+            "serviceMonitor": {"enabled": True},
+        }
+    },
+)
 
 # Helm's reserved `global` is free-form and unused by this chart: nothing to render.
 NOT_RENDERED = {("global",)}
@@ -268,7 +286,7 @@ def _check_rendered(render, cases, payloads: list[str]) -> list[str]:
     and reach a manifest with some base. A failing batch is split until the culprits show."""
     values = _batch(cases, payloads)
     carried: set[int] = set()
-    for base in (FEATURES, FEATURES_AWS):
+    for base in (FEATURES, FEATURES_AWS, FEATURES_EXPORTER):
         try:
             rendering = render(deep_merge(base, values))
         except HelmError as error:

@@ -84,8 +84,8 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "database-cidr-injection",
-        {"networkPolicy": {"databaseCidrs": [f"10.0.0.0/8{NEWLINE_KEY}"]}},
-        ["at '/networkPolicy/databaseCidrs/0'", "does not match pattern"],
+        {"networkPolicy": {"database": {"cidrs": [f"10.0.0.0/8{NEWLINE_KEY}"]}}},
+        ["at '/networkPolicy/database/cidrs/0'", "does not match pattern"],
     ),
     (
         "image-pull-secret-name-newline",

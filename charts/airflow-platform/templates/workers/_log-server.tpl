@@ -26,7 +26,7 @@ env:
 readinessProbe: {tcpSocket: {port: logs}, periodSeconds: 15, timeoutSeconds: 5}
 livenessProbe: {tcpSocket: {port: logs}, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 5}
 resources:
-  {{- toYaml $v.workers.logServer.resources | nindent 2 }}
+  {{- include "airflow-platform.withEphemeralStorage" (dict "resources" $v.workers.logServer.resources "storage" $v.ephemeralStorage.containers.small) | nindent 2 }}
 securityContext:
   {{- include "airflow-platform.containerSecurityContext" . | nindent 2 }}
 volumeMounts:
