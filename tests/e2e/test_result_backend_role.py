@@ -25,7 +25,8 @@ README = Path(__file__).resolve().parents[2] / "charts" / "airflow-platform" / "
 
 
 def readme_recipe(password: str) -> list[str]:
-    section = README.read_text().split("The result backend: with `database.resultBackendSecret`")[1]
+    anchor = "The result backend: through `database.resultBackendSecret`"
+    section = README.read_text().split(anchor)[1]
     sql = re.search(r"```sql\n(.*?)```", section, re.DOTALL)
     assert sql, "the README's recipe has no SQL block"
     return [
