@@ -1,8 +1,9 @@
 """Bad values are refused by helm itself, with a message that names the field.
 
 values.schema.json catches what a schema can (ranges, enums, unknown keys, patterns,
-platform-owned Airflow options, lengths); the templates catch comparisons between fields and
-rules that depend on the environment class.
+lengths); the templates catch comparisons between fields, rules that depend on the
+environment class, and the Airflow options users may not set (files/config-rules.json), with
+the value to set instead.
 """
 
 from __future__ import annotations

@@ -302,7 +302,8 @@ def _check_rendered(render, cases, payloads: list[str]) -> list[str]:
             return _split(render, cases, payloads)
         carried |= seen
     return [
-        f"{_id(case[0])}: its payload reached no manifest with any base"
+        f"{_id(case[0])}: its payload reached no manifest with any base (turn on in "
+        "FEATURES what renders this value)"
         for index, case in enumerate(cases)
         if index not in carried
     ]

@@ -119,3 +119,22 @@ def test_import_rejects_something_else() -> None:
 
     with pytest.raises(SpecError, match="get-environment"):
         import_environment({"Environments": []})
+
+
+def test_import_turns_mwaa_secrets_manager_options_into_the_chart_values_to_set() -> None:
+    document = json.loads((EXAMPLES / "mwaa" / "analytics-prod.get-environment.json").read_text())
+    result = import_environment(document)
+    options = result.environment.airflow_configuration_options
+    assert "secrets.backend" not in options and "secrets.backend_kwargs" not in options
+    hints = [p.message for p in result.report.not_mapped if "in the chart values set" in p.message]
+    assert len(hints) == 1
+    values = json.loads(hints[0].split("in the chart values set ", 1)[1])
+    assert values == {
+        "secretsBackend": {
+            "type": "aws",
+            "aws": {
+                "connectionsPrefix": "airflow/connections",
+                "variablesPrefix": "airflow/variables",
+            },
+        }
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,33 @@ class ImportResult:
     report: ImportReport
 
 
+_KWARG_TO_VALUE = {
+    "connections_prefix": "connectionsPrefix",
+    "variables_prefix": "variablesPrefix",
+    "config_prefix": "configPrefix",
+}
+
+
+def _secrets_backend_hint(options: dict[str, Any]) -> Problem | None:
+    """MWAA's Secrets Manager backend, as the chart's secretsBackend values to set instead."""
+    if "SecretsManagerBackend" not in str(options.get("secrets.backend", "")):
+        return None
+    try:
+        kwargs = json.loads(str(options.get("secrets.backend_kwargs") or "{}"))
+    except ValueError:
+        kwargs = {}
+    aws = {
+        value: kwargs[kwarg]
+        for kwarg, value in _KWARG_TO_VALUE.items()
+        if isinstance(kwargs, dict) and isinstance(kwargs.get(kwarg), str)
+    }
+    return Problem(
+        "AirflowConfigurationOptions['secrets.backend']",
+        "MWAA looked secrets up in AWS Secrets Manager; in the chart values set "
+        + json.dumps({"secretsBackend": {"type": "aws", "aws": aws}}),
+    )
+
+
 def namespace_for(name: str) -> str:
     """A Kubernetes namespace derived from an MWAA environment name."""
     slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
@@ -145,6 +173,9 @@ def import_environment(
             )
         else:
             kept[key] = value
+    hint = _secrets_backend_hint(options)
+    if hint:
+        report.not_mapped.append(hint)
     if options:
         spec["AirflowConfigurationOptions"] = kept
         report.mapped.append(f"AirflowConfigurationOptions ({len(kept)} of {len(options)} keys)")
