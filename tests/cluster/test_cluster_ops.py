@@ -60,7 +60,7 @@ class Env:
 
     def ops(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [CLI, "ops", *args, "--kubeconfig", str(self.cluster.kubeconfig)],
+            [CLI, "ops", args[0], "--kubeconfig", str(self.cluster.kubeconfig), *args[1:]],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
