@@ -60,7 +60,7 @@ class Env:
 
     def ops(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [CLI, "ops", *args, "--kubeconfig", str(self.cluster.kubeconfig)],
+            [CLI, "ops", args[0], "--kubeconfig", str(self.cluster.kubeconfig), *args[1:]],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
@@ -231,15 +231,26 @@ def test_resuming_an_environment_that_is_not_hibernated_changes_nothing(env: Env
     assert {d.metadata.name: d.metadata.resource_version for d in env.deployments()} == versions
 
 
+def test_after_resume_helm_owns_the_replica_counts_again(env: Env) -> None:
+    # Helm 4 applies server-side: a field another manager still owned would conflict.
+    env.upgrade("--set", "scheduler.replicas=3")
+    wait_until(env.all_ready, 180, "every Deployment ready after the upgrade", interval=0.5)
+    replicas = {d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
+                for d in env.deployments()}  # fmt: skip
+    assert replicas["scheduler"] == 3
+
+
 def test_the_hibernate_value_hibernates_through_helm(env: Env) -> None:
-    env.upgrade("--set", "scheduler.replicas=2", "--set", "hibernate=true")
+    # The value takes spec.replicas from whoever set it last (the HPA, KEDA, ops): with
+    # Helm 4's server-side apply that is a forced apply.
+    env.upgrade("--set", "scheduler.replicas=2", "--set", "hibernate=true", "--force-conflicts")
     assert all(d.spec.replicas == 0 for d in env.deployments())
     assert env.scaled_object()["metadata"]["annotations"][KEDA_PAUSED] == "0"
     assert env.status()["status"] == "HIBERNATED"
     refused = env.ops("resume", "-n", NS, "--release", RELEASE)
     assert refused.returncode == 2 and "hibernate: false" in refused.stderr
 
-    env.upgrade("--set", "scheduler.replicas=2", "--set", "hibernate=false")
+    env.upgrade("--set", "scheduler.replicas=2", "--set", "hibernate=false", "--force-conflicts")
     wait_until(env.all_ready, 180, "every Deployment ready after hibernate=false", interval=0.5)
     replicas = {d.metadata.labels["app.kubernetes.io/component"]: d.spec.replicas
                 for d in env.deployments()}  # fmt: skip

@@ -22,6 +22,9 @@ from airflow_platform.ops.release import latest_release
 
 HIBERNATED_ANNOTATION = "airflow-platform.io/hibernated-replicas"
 KEDA_PAUSED = "autoscaling.keda.sh/paused-replicas"
+# Our changes carry this field manager. Resume drops its managedFields entry, so that the
+# next server-side apply by Helm 4 or Argo CD owns `spec.replicas` again without a conflict.
+FIELD_MANAGER = "airflow-platform-ops"
 
 
 @dataclass
@@ -44,6 +47,23 @@ def _hibernated(kube: Kube) -> dict[str, int]:
         for d in kube.deployments()
         if HIBERNATED_ANNOTATION in (d.metadata.annotations or {})
     }
+
+
+def _release_fields(kube: Kube, name: str) -> None:
+    """Remove our managedFields entry from a Deployment (JSON patch, guarded by `test`)."""
+    deployment = kube.call(kube.apps.read_namespaced_deployment, name, kube.target.namespace)
+    ours = [
+        i for i, entry in enumerate(deployment.metadata.managed_fields or [])
+        if entry.manager == FIELD_MANAGER
+    ]  # fmt: skip
+    if not ours:
+        return
+    patch = []
+    for i in reversed(ours):
+        path = f"/metadata/managedFields/{i}/manager"
+        patch += [{"op": "test", "path": path, "value": FIELD_MANAGER},
+                  {"op": "remove", "path": f"/metadata/managedFields/{i}"}]  # fmt: skip
+    kube.call(kube.apps.patch_namespaced_deployment, name, kube.target.namespace, patch)
 
 
 def hibernate(kube: Kube) -> Outcome:
@@ -82,6 +102,7 @@ def hibernate(kube: Kube) -> Outcome:
                 "metadata": {"annotations": {HIBERNATED_ANNOTATION: str(replicas)}},
                 "spec": {"replicas": 0},
             },
+            field_manager=FIELD_MANAGER,
         )
         outcome.changes.append(Change("Deployment", d.metadata.name, str(replicas), "0"))
     outcome.seconds = time.monotonic() - began
@@ -111,7 +132,9 @@ def resume(kube: Kube) -> Outcome:
             ns,
             {"metadata": {"annotations": {HIBERNATED_ANNOTATION: None}},
              "spec": {"replicas": replicas}},
+            field_manager=FIELD_MANAGER,
         )  # fmt: skip
+        _release_fields(kube, name)
         outcome.changes.append(Change("Deployment", name, "0", str(replicas)))
     for so in kube.scaled_objects():
         if KEDA_PAUSED in (so["metadata"].get("annotations") or {}):
@@ -120,6 +143,7 @@ def resume(kube: Kube) -> Outcome:
                 kube.custom.patch_namespaced_custom_object,
                 "keda.sh", "v1alpha1", ns, "scaledobjects", name,
                 {"metadata": {"annotations": {KEDA_PAUSED: None}}},
+                field_manager=FIELD_MANAGER,
             )  # fmt: skip
             outcome.changes.append(Change("ScaledObject", name, "paused at 0", "active"))
     outcome.seconds = time.monotonic() - began
