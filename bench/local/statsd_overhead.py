@@ -71,6 +71,7 @@ def failed_task_log(api: AirflowApi) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="fan-out runs per setting")
+    parser.add_argument("--first", choices=("on", "off"), default="on", help="setting run first")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="airflow-platform-bench-statsd-"))
@@ -89,7 +90,8 @@ def main() -> None:
     firsts: dict[str, list[float]] = {"on": [], "off": []}
     try:
         for i in range(args.runs):
-            for name in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            pair = ("on", "off") if args.first == "on" else ("off", "on")
+            for name in pair if i % 2 == 0 else pair[::-1]:
                 lp = LocalPlatform(state, values_files=[files[name]])
                 lp.up(timeout=900)
                 before = drain.packets

@@ -17,20 +17,38 @@ from kubernetes.client.exceptions import ApiException
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 MANIFESTS = REPO / "manifests"
-DIRECTORIES = sorted(p for p in MANIFESTS.iterdir() if p.is_dir())
-# Namespaces other tools own that our manifests are placed in (Argo CD's).
-FOREIGN_NAMESPACES = ("argocd",)
+# Namespaces other tools own that our manifests are placed in (Argo CD's, the CloudWatch agent's).
+FOREIGN_NAMESPACES = ("argocd", "amazon-cloudwatch")
+
+
+def _objects(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _kubernetes_files(directory: Path) -> list[Path]:
+    """The directory's Kubernetes manifests (not its rule tests, Fluent Bit or CloudFormation
+    files, which other tests check)."""
+    return [
+        f
+        for f in sorted(directory.rglob("*.yaml"))
+        if "AWSTemplateFormatVersion" not in (text := f.read_text())
+        and (docs := _objects(text))
+        and all(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs)
+    ]
+
+
+DIRECTORIES = sorted(
+    p
+    for p in MANIFESTS.iterdir()
+    if p.is_dir() and ((p / "kustomization.yaml").exists() or _kubernetes_files(p))
+)
 
 
 def _source(directory: Path) -> list[str]:
     """kubectl arguments for a directory: kustomize when it has a kustomization."""
     if (directory / "kustomization.yaml").exists():
         return ["-k", str(directory)]
-    return ["-R", "-f", str(directory)]
-
-
-def _objects(text: str) -> list[dict]:
-    return [d for d in yaml.safe_load_all(text) if d]
+    return [arg for f in _kubernetes_files(directory) for arg in ("-f", str(f))]
 
 
 def _dropped(sent: object, kept: object, path: str = "") -> list[str]:
@@ -84,7 +102,7 @@ def test_server_side_dry_run_accepts_and_keeps_every_field(
     if source[0] == "-k":
         sent = _objects(prepared.kubectl("kustomize", str(directory)).stdout)
     else:
-        sent = [o for f in sorted(directory.rglob("*.yaml")) for o in _objects(f.read_text())]
+        sent = [o for f in _kubernetes_files(directory) for o in _objects(f.read_text())]
     assert sent, f"{directory} renders no objects"
 
     result = prepared.kubectl(

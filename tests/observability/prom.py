@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -96,6 +95,3 @@ class Prometheus:
 
 def wait_for_series(prom: Prometheus, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
     return wait_until(lambda: prom.query(expr) or None, timeout, f"{expr} in prometheus", 0.5)
-
-
-__all__ = ["Prometheus", "need", "rule_groups_file", "time", "wait_for_series"]

@@ -19,6 +19,8 @@ import yaml
 
 from .prom import Prometheus, wait_for_series
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 CLOUDWATCH = ROOT / "manifests" / "cloudwatch"
 ALARMS = sorted((CLOUDWATCH / "alarms").glob("*.json"))

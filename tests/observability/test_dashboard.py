@@ -8,7 +8,6 @@ only parsed."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,8 @@ from airflow_platform.dagsync.telemetry import HealthServer, Metrics
 from .metric_names import MAPPING, panel_exprs
 from .prom import Prometheus, need, wait_for_series
 from .recorded_series import openmetrics
+
+pytestmark = pytest.mark.integration
 
 RECORDING = Path(__file__).parent / "data" / "statsd-local-run.txt"
 NEEDS_KUBE_STATE_METRICS = "kube_"
@@ -105,6 +106,3 @@ def test_a_query_on_a_missing_series_would_fail_the_check(prometheus: Prometheus
     assert prometheus.query('airflow_no_such_series{namespace="airflow"}') == []
     with pytest.raises(AssertionError, match="parse error"):
         prometheus.query("sum(rate(airflow_scheduler_heartbeat[1m])")
-
-
-_ = threading  # the HealthServer serves from its own thread
