@@ -214,11 +214,23 @@ def static_findings(root: Path, facts: Facts, prefix: str = "dags/") -> list[Fin
         if not path.is_file():
             continue
         rel = prefix + path.relative_to(root).as_posix()
-        if path.suffix == ".py":
-            findings += python_findings(rel, path.read_text(errors="replace"), facts)
-        elif path.suffix in TEMPLATE_SUFFIXES:
-            findings += list(
-                template_findings(rel, path.read_text(errors="replace"), facts.removed_context_keys)
+        try:
+            if path.suffix == ".py":
+                findings += python_findings(rel, path.read_text(errors="replace"), facts)
+            elif path.suffix in TEMPLATE_SUFFIXES:
+                text = path.read_text(errors="replace")
+                findings += list(template_findings(rel, text, facts.removed_context_keys))
+        except (OSError, RecursionError, ValueError) as exc:  # one odd file, not the report
+            findings.append(
+                Finding(
+                    "MIG091",
+                    "warning",
+                    rel,
+                    None,
+                    f"could not be analysed: {exc}",
+                    "review it by hand",
+                    "ast",
+                )
             )
     return findings
 
@@ -334,7 +346,7 @@ def run_check(opts: CheckOptions, progress: Progress = _no_progress) -> Report:
             orm_models=frozenset(facts["orm_models"]),
             catchup_by_default=catchup_by_default(options),
         )
-        findings += import_findings(probe)
+        findings += import_findings(probe, inputs.dags)
         progress("static rules", None)
         findings += _downgrade_working_imports(
             static_findings(inputs.dags, static_facts), probe, inputs.dags

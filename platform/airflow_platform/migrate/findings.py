@@ -34,6 +34,7 @@ RULES: dict[str, str] = {
     "MIG071": "startup.sh sets an Airflow option that changed in Airflow 3",
     "MIG072": "startup.sh is not valid bash",
     "MIG090": "the Python file has a syntax error",
+    "MIG091": "the static rules could not read the file",
 }
 
 

@@ -176,7 +176,14 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "import failed"
 
 
-def import_findings(results: ProbeResults, prefix: str = "dags/") -> list[Finding]:
+def import_findings(
+    results: ProbeResults, dags: Path | None = None, prefix: str = "dags/"
+) -> list[Finding]:
+    root = f"{dags}/" if dags else None
+
+    def local(text: str) -> str:  # the working copy's path means nothing to the reader
+        return text.replace(root, prefix) if root else text
+
     findings: list[Finding] = []
     for rel, result in sorted(results.files.items()):
         where = prefix + rel
@@ -219,19 +226,20 @@ def import_findings(results: ProbeResults, prefix: str = "dags/") -> list[Findin
                 "MIG003": "never call sys.exit() at import time; raise an exception instead",
             }.get(rule, "fix the line named; the AIR rules on this file usually say how")
             findings.append(
-                Finding(rule, "blocker", where, _error_line(text, rel), last, fix, "airflow")
+                Finding(rule, "blocker", where, _error_line(text, rel), local(last), fix, "airflow")
             )
         for warning in result.get("warnings") or []:
-            match = re.match(r"^(.*?):(\d+): (\w+): (.*)$", warning, re.S)
+            match = re.match(r"^(.*?):(\d+): ([\w.]+): (.*)$", warning, re.S)
             line = int(match.group(2)) if match else None
-            text = f"{match.group(3)}: {match.group(4)}" if match else warning
+            category = match.group(3).rsplit(".", 1)[-1] if match else ""
+            text = f"{category}: {match.group(4)}" if match else warning
             findings.append(
                 Finding(
                     "MIG004",
                     "warning",
                     where,
                     line,
-                    text.strip().splitlines()[0][:400],
+                    local(text.strip().splitlines()[0][:400]),
                     "update the call as the warning says",
                     "airflow",
                 )

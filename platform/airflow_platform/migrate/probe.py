@@ -23,7 +23,6 @@ import signal
 import sys
 import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -195,22 +194,16 @@ def parse_one(root: str, rel: str) -> dict[str, Any]:
 
     path = os.path.join(root, rel)
     started = time.monotonic()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bag = BundleDagBag(
-            dag_folder=path,
-            bundle_path=Path(root),
-            bundle_name="dags",
-            load_op_links=False,
-            safe_mode=False,
-        )
+    # The bag records the warnings the file raises (captured_warnings), as the processor does.
+    bag = BundleDagBag(
+        dag_folder=path,
+        bundle_path=Path(root),
+        bundle_name="dags",
+        load_op_links=False,
+        safe_mode=False,
+    )
     errors = {str(k): str(v) for k, v in bag.import_errors.items()}
     own_warnings = list(bag.captured_warnings.get(path, ()))
-    for item in caught:
-        if os.path.abspath(item.filename) == os.path.abspath(path):
-            text = f"{item.filename}:{item.lineno}: {item.category.__name__}: {item.message}"
-            if text not in own_warnings:
-                own_warnings.append(text)
     return {
         "file": rel,
         "status": "error" if errors else "ok",

@@ -262,7 +262,18 @@ class _Visitor(ast.NodeVisitor):
         )
         if schedule is None:
             return  # no schedule at all: ruff's AIR002 reports it
-        if isinstance(schedule, ast.Constant) and schedule.value in (None, "@once"):
+        # Only time-based schedules catch up: not None/@once/@continuous, not assets.
+        if isinstance(schedule, ast.Constant):
+            if not isinstance(schedule.value, str) or schedule.value in ("@once", "@continuous"):
+                return
+        elif not isinstance(schedule, ast.Call) or _call_name(schedule.func) in (
+            "Dataset",
+            "Asset",
+            "AssetAll",
+            "AssetAny",
+            "DatasetAll",
+            "DatasetAny",
+        ):
             return
         self.add(
             "MIG033",

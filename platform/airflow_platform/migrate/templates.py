@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 
 TEMPLATE_SUFFIXES = (".sql", ".sh", ".bash", ".hql", ".j2", ".jinja", ".jinja2")
 
@@ -64,12 +64,14 @@ def removed_variables(text: str, removed: frozenset[str]) -> list[TemplateUse]:
         tree = _ENV.parse(text)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxProblem(exc.message or str(exc), exc.lineno or 1) from None
-    free = meta.find_undeclared_variables(tree) & removed
-    if not free:
-        return []
+    # Names the template sets itself ({% set %}, loop variables, macro arguments) are not
+    # context reads. (jinja2.meta would compile the template, which fails on Airflow's own
+    # filters such as `| ds`; the parse tree alone is enough.)
+    names = list(tree.find_all(nodes.Name))
+    own = {node.name for node in names if node.ctx in ("store", "param")}
     uses = {
         (node.name, node.lineno)
-        for node in tree.find_all(nodes.Name)
-        if node.ctx == "load" and node.name in free
+        for node in names
+        if node.ctx == "load" and node.name in removed and node.name not in own
     }
     return [TemplateUse(name, line) for name, line in sorted(uses, key=lambda u: (u[1], u[0]))]
