@@ -145,7 +145,7 @@ def test_fix_writes_a_rewritten_copy_and_leaves_the_bucket_alone(checked: tuple)
     interval = (fixed / "rule_schedule_interval.py").read_text()
     assert 'schedule_interval="@daily"' not in interval and 'schedule="@daily"' in interval
     assets = (fixed / "rule_import_error.py").read_text()
-    assert "airflow.datasets" not in assets and "Asset" in assets
+    assert "from airflow.datasets import" not in assets and "Asset(" in assets
     assert (fixed / "clean_classic.py").read_text() == (DATA / "dags/clean_classic.py").read_text()
     left = {(f["rule"], f["file"]) for f in run.report["fix"]["still_needs_a_person"]}
     assert ("AIR301", "dags/rule_schedule_interval.py") not in left
