@@ -4,6 +4,7 @@ bootstrap would refuse to start) or that name Airflow options Airflow 3 changed.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,27 +16,31 @@ from airflow_platform.migrate.config import apply_change
 from airflow_platform.migrate.findings import Finding
 
 FILE = "startup.sh"
-# `export A=1 B=2`, `A=1`, `declare -x A=1`, `unset A`: the ways a script sets or drops one.
-_ASSIGN = re.compile(
-    r"(?:^|[;&|]\s*|\bexport\s+|\bdeclare\s+-x\s+|\breadonly\s+)([A-Za-z_][A-Za-z0-9_]*)="
-)
-_EXPORT_NAMES = re.compile(
-    r"^\s*(?:export|unset)\s+([A-Za-z_]\w*(?:[ \t]+[A-Za-z_]\w*)*)[ \t]*(?:$|[;#])"
-)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SETTERS = {"export", "unset", "readonly", "declare", "typeset", "local"}
+
+
+def _words(line: str) -> list[str]:
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError:  # an unterminated quote: bash -n reports it
+        return line.split()
 
 
 def assignments(text: str) -> list[tuple[str, int]]:
-    """(variable, line) for every variable the script sets, exports or unsets."""
+    """(variable, line) for every variable the script sets, exports or unsets at the start
+    of a command (`A=1`, `export A=1 B`, `unset A`); `A=1 cmd` only sets it for `cmd`."""
     found: list[tuple[str, int]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0] if not raw.lstrip().startswith("#") else ""
-        if not line.strip():
-            continue
-        for match in _ASSIGN.finditer(line.strip()):
-            found.append((match.group(1), number))
-        bare = _EXPORT_NAMES.match(line)
-        if bare:
-            found += [(name, number) for name in bare.group(1).split()]
+    for number, line in enumerate(text.splitlines(), start=1):
+        for command in re.split(r"\s*(?:;|&&|\|\|)\s*", line):
+            words = _words(command)
+            if not words:
+                continue
+            if words[0] in _SETTERS:
+                names = [w.split("=", 1)[0] for w in words[1:] if not w.startswith("-")]
+                found += [(n, number) for n in names if _NAME.match(n)]
+            elif all("=" in w and _NAME.match(w.split("=", 1)[0]) for w in words):
+                found += [(w.split("=", 1)[0], number) for w in words]
     seen: set[tuple[str, int]] = set()
     return [item for item in found if not (item in seen or seen.add(item))]
 
