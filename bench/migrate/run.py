@@ -112,6 +112,10 @@ def main() -> None:
                 cold.append(seconds)
                 seconds, summary = one_run(dags, cache, base)  # the same cache: warm
                 warm.append(seconds)
+                print(
+                    f"  {size} files, run {i + 1}: cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s",
+                    flush=True,
+                )
             print(
                 f"{size:>5} DAG files  cold {spread(cold)}\n"
                 f"{'':>5}            warm {spread(warm)}  "
