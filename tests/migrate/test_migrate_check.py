@@ -32,6 +32,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "dags/rule_catchup.py": {("MIG033", "warning")},
     "dags/rule_schedule_interval.py": {("AIR301", "blocker"), ("MIG001", "blocker")},
     "dags/rule_syntax_error.py": {("MIG001", "blocker")},
+    "dags/lib/rule_helper_syntax.py": {("MIG090", "blocker")},
     "plugins.zip:rule_flask_ui.py": {("MIG040", "blocker")},
     "plugins.zip:rule_broken_plugin.py": {("MIG041", "blocker")},
     "requirements.txt": {("MIG050", "blocker")},
