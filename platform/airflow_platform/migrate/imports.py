@@ -50,7 +50,6 @@ def probe_environment(
     options: dict[str, str],
     import_timeout: float,
     file_timeout: float,
-    parallel: int,
 ) -> dict[str, str]:
     home = work / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -111,9 +110,7 @@ def run_probe(
     }
     job_file = work / "probe-job.json"
     job_file.write_text(json.dumps(job))
-    env = probe_environment(
-        work, dags, plugins, packages, options, import_timeout, file_timeout, job["parallel"]
-    )
+    env = probe_environment(work, dags, plugins, packages, options, import_timeout, file_timeout)
     results = ProbeResults()
     stderr_path = work / "probe.stderr"
     with stderr_path.open("w") as stderr:

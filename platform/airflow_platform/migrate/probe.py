@@ -222,7 +222,7 @@ def parse_one(root: str, rel: str) -> dict[str, Any]:
     }
 
 
-def _child(work: Path, index: int, job: dict[str, Any], target: Any) -> None:
+def _child(work: Path, index: int, target: Any) -> None:
     """In the forked child: isolate, run `target`, write the result, never return."""
     code = 0
     try:
@@ -275,7 +275,7 @@ def run_files(job: dict[str, Any], files: list[str]) -> None:
             index, rel = pending.pop(0)
             pid = os.fork()
             if pid == 0:
-                _child(work, index, job, lambda rel=rel: parse_one(root, rel))
+                _child(work, index, lambda rel=rel: parse_one(root, rel))
             running[os.pidfd_open(pid)] = (pid, index, rel, time.monotonic())
         now = time.monotonic()
         wait = min(started + limit for _, _, _, started in running.values()) - now
@@ -363,7 +363,7 @@ def main(job_path: str) -> int:
     if job.get("plugins"):
         pid = os.fork()
         if pid == 0:
-            _child(work, -1, job, load_plugins)
+            _child(work, -1, load_plugins)
         fd = os.pidfd_open(pid)
         ready, _, _ = select.select([fd], [], [], float(job["file_timeout"]))
         if not ready:
