@@ -125,6 +125,7 @@ def test_exit_code_summary_and_reports_agree(checked: tuple) -> None:
     assert row in run.markdown
     for f in findings(run):
         assert f"| {f['rule']} | {f['file']} |" in run.markdown
+    assert "| dags/clean_taskflow.py | dag | ok | clean_taskflow | 0 | 0 |" in run.markdown
     assert "readiness" in run.stdout and str(summary["blockers"]) in run.stdout
     assert "Traceback" not in run.stderr + run.stdout
 

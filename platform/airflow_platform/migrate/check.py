@@ -338,7 +338,7 @@ def run_check(opts: CheckOptions, progress: Progress = _no_progress) -> Report:
             file_timeout=opts.file_timeout,
             parallel=opts.parallel,
             on_files=lambda total: progress("importing DAG files", total),
-            on_file=lambda rel: progress(rel, None),
+            on_file=lambda rel: progress(f"file:{rel}", None),
         )
         facts = probe.facts
         static_facts = Facts(

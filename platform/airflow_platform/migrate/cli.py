@@ -129,7 +129,7 @@ def check(
         def progress(what: str, total: int | None) -> None:
             if total is not None:
                 bar.update(task, description="importing DAG files", total=total, completed=0)
-            elif what.endswith(".py") or "/" in what:
+            elif what.startswith("file:"):
                 bar.advance(task)
             else:
                 bar.update(task, description=what)

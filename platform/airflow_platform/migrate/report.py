@@ -84,6 +84,16 @@ def to_markdown(report: Report) -> str:
         "## Findings",
         "",
         *_findings_md(report.findings),
+        "",
+        "## Files",
+        "",
+        "| file | kind | import | DAGs | blockers | warnings |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {_cell(f['file'])} | {f['kind']} | {f['import']} | {', '.join(f['dags'])} | "
+            f"{f['blockers']} | {f['warnings']} |"
+            for f in as_dict(report)["files"]
+        ),
     ]
     if report.rewritten_options is not None:
         out += [
