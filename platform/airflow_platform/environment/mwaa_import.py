@@ -106,6 +106,12 @@ def _secrets_backend_hint(options: dict[str, Any]) -> Problem | None:
     )
 
 
+def _dags_url(mwaa: dict[str, Any]) -> str:
+    """s3://bucket/dags for `migrate check`, from SourceBucketArn and DagS3Path."""
+    bucket = str(mwaa.get("SourceBucketArn") or "").rsplit(":", 1)[-1] or "BUCKET"
+    return f"s3://{bucket}/{str(mwaa.get('DagS3Path') or 'dags').strip('/')}"
+
+
 def namespace_for(name: str) -> str:
     """A Kubernetes namespace derived from an MWAA environment name."""
     slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
@@ -154,8 +160,9 @@ def import_environment(
         report.changed.append(
             Problem(
                 "AirflowVersion",
-                f"MWAA runs {version}; the platform runs {target}. Check DAGs and plugins "
-                "for Airflow 3 compatibility before switching",
+                f"MWAA runs {version}; the platform runs {target}. Before switching, check "
+                "the DAGs, plugins, requirements, startup script and configuration options: "
+                f"airflow-platform migrate check {_dags_url(mwaa)} --environment <this JSON>",
             )
         )
 

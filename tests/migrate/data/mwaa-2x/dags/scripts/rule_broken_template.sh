@@ -1,0 +1,3 @@
+#!/bin/bash
+# MIG012: a template Airflow cannot parse
+echo "{{ ds "
