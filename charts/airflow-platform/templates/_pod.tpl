@@ -11,7 +11,9 @@ migrations) the dagsync init container and sidecar. A component passes only what
                      "spreadPolicy" "ScheduleAnyway"|"DoNotSchedule"
                      "dagsync" false            (migrations only)
                      "waitForMigrations" false  (migrations only)
-                     "restartPolicy" "Never"))  (Jobs)
+                     "restartPolicy" "Never"    (Jobs)
+                     "extraEnv"/"extraMounts"/"extraVolumes"/"extraInitContainers" (list ...)))
+                                                what only this component gets (api-server: sign-in)
 */}}
 
 {{- define "airflow-platform.podSecurityContext" -}}
@@ -85,6 +87,7 @@ seccompProfile:
 {{- $isJob := eq ($spec.restartPolicy | default "Always") "Never" -}}
 {{- $logType := include "airflow-platform.logType" . -}}
 {{- $annotations := dict "airflow-platform.io/environment-checksum" (include (print $root.Template.BasePath "/config/environment.yaml") $root | sha256sum) -}}
+{{- $annotations = merge $annotations ($spec.annotations | default dict) -}}
 {{- if and $v.logging.cloudwatch.enabled (get $v.logging $logType).enabled -}}
 {{- $_ := set $annotations "airflow-platform.io/cloudwatch-log-group" (include "airflow-platform.logGroup" (dict "root" $root "type" $logType)) -}}
 {{- end -}}
@@ -131,7 +134,7 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if or $dagsync $waitForMigrations }}
+  {{- if or $dagsync $waitForMigrations $spec.extraInitContainers }}
   initContainers:
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" true) | nindent 4 }}
@@ -150,6 +153,9 @@ spec:
       volumeMounts:
         {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
     {{- end }}
+    {{- with $spec.extraInitContainers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
   containers:
     - name: {{ .component }}
@@ -159,6 +165,9 @@ spec:
       args: {{ toJson $spec.args }}
       env:
         {{- include "airflow-platform.env" . | nindent 8 }}
+        {{- with $spec.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- with $spec.ports }}
       ports:
         {{- toYaml . | nindent 8 }}
@@ -179,9 +188,15 @@ spec:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
         {{- include "airflow-platform.airflowMounts" $root | nindent 8 }}
+        {{- with $spec.extraMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false) | nindent 4 }}
     {{- end }}
   volumes:
     {{- include "airflow-platform.volumes" $root | nindent 4 }}
+    {{- with $spec.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end -}}
