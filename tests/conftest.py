@@ -96,8 +96,14 @@ E2E_VALUES = REPO / "tests" / "e2e" / "data" / "values-e2e.yaml"
 
 @pytest.fixture(scope="session")
 def platform(state_dir: Path):
-    """The whole local platform (sign-in through its OpenID Connect provider), up once."""
+    """The whole local platform (sign-in through its OpenID Connect provider), up once.
+    AIRFLOW_PLATFORM_E2E_REUSE=<state dir> runs the tests against a platform already up
+    (`local up --state-dir ...`), left running afterwards."""
     from airflow_platform.local.platform import LocalPlatform
+
+    if reuse := os.environ.get("AIRFLOW_PLATFORM_E2E_REUSE"):
+        yield LocalPlatform(reuse)
+        return
 
     lp = LocalPlatform(
         state_dir,

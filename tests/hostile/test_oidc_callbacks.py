@@ -213,3 +213,14 @@ def _code_for_other_client(issuer: str, user: str, password: str) -> str:
             else:
                 response = client.get(location)
     raise AssertionError("the provider issued no code to the other client")
+
+
+def test_a_provider_password_gets_no_api_token(api_url, users) -> None:
+    """/auth/token knows FAB database users only: an OpenID Connect user has no password
+    there, whatever it sends (its provider password included)."""
+    for password in (users["admin"], "", "x"):
+        answer = httpx.post(
+            f"{api_url}/auth/token", json={"username": "admin", "password": password}
+        )
+        assert answer.status_code in (400, 401), answer.text
+        assert "access_token" not in answer.text
