@@ -67,6 +67,21 @@ ln -sfn "$UV" "$TOOLS/bin/uv"
 say "syncing .venv from uv.lock (Python: $PYTHON)"
 "$UV" sync --frozen --python "$PYTHON" --python-preference only-system -q
 
+# The local platform's OpenID Connect provider (node-oidc-provider), from its lock file.
+OIDC_SRC="$ROOT/platform/airflow_platform/local/oidc"
+OIDC_DIR="$ROOT/.cache/oidc-provider"
+if command -v npm >/dev/null 2>&1; then
+  if ! cmp -s "$OIDC_SRC/package-lock.json" "$OIDC_DIR/package-lock.json" \
+      || [[ ! -f "$OIDC_DIR/node_modules/oidc-provider/package.json" ]]; then
+    say "installing the local OpenID Connect provider into $OIDC_DIR (npm ci)"
+    mkdir -p "$OIDC_DIR"
+    cp "$OIDC_SRC/package.json" "$OIDC_SRC/package-lock.json" "$OIDC_DIR/"
+    (cd "$OIDC_DIR" && npm ci -s --ignore-scripts --no-audit --no-fund)
+  fi
+else
+  say "npm not found: \`local up\` needs Node.js 20+ for its OpenID Connect provider"
+fi
+
 # checkov pins its own dependency tree (it conflicts with Airflow's), so it gets a venv of its own.
 CHECKOV_VERSION=3.3.30
 if [[ ! -x "$TOOLS/checkov-venv/bin/checkov" ]]; then

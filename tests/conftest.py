@@ -1,9 +1,12 @@
-"""Fixtures shared by every tier: the repository paths, helm, and a real moto S3/SQS server."""
+"""Fixtures shared by every tier: the repository paths, helm, a real moto S3/SQS server, and
+the local platform the e2e and hostile tiers share (one per session: a few minutes)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +78,43 @@ def s3(aws_env: str):
 @pytest.fixture
 def sqs(aws_env: str):
     return boto3.client("sqs", endpoint_url=aws_env)
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterator[Path]:
+    # Not under pytest's 0700 tmp dirs: PostgreSQL runs as `nobody` when we are root.
+    root = Path(tempfile.mkdtemp(prefix="airflow-platform-e2e-"))
+    root.chmod(0o755)
+    yield root / "state"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+# Worker scaling for the session (1..3 workers, 3 tasks each, 12 s idle window) and a
+# short task heartbeat timeout; the other tests run unchanged with it.
+E2E_VALUES = REPO / "tests" / "e2e" / "data" / "values-e2e.yaml"
+
+
+@pytest.fixture(scope="session")
+def platform(state_dir: Path):
+    """The whole local platform (sign-in through its OpenID Connect provider), up once.
+    AIRFLOW_PLATFORM_E2E_REUSE=<state dir> runs the tests against a platform already up
+    (`local up --state-dir ...`), left running afterwards."""
+    from airflow_platform.local.platform import LocalPlatform
+
+    if reuse := os.environ.get("AIRFLOW_PLATFORM_E2E_REUSE"):
+        yield LocalPlatform(reuse)
+        return
+
+    lp = LocalPlatform(
+        state_dir,
+        values_files=[E2E_VALUES],
+        progress=lambda msg: print(f"[local] {msg}", flush=True),
+    )
+    try:
+        lp.up(timeout=600)
+        yield lp
+    finally:
+        lp.down(wipe=False)
 
 
 os.environ.setdefault("AIRFLOW_PLATFORM_TESTING", "1")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 app: typer.Typer  # built on first use, see __getattr__
 
-CAPABILITIES = ("dagsync", "bootstrap", "environment", "scaling", "local", "ops", "migrate")
+CAPABILITIES = ("dagsync", "bootstrap", "environment", "scaling", "local", "ops", "migrate", "auth")
 
 # The top-level command each capability adds. Containers start through `bootstrap` and
 # `dagsync` on every pod start, so those load only their own capability.
@@ -38,6 +38,7 @@ COMMAND_OWNERS = {
     "local": "local",
     "ops": "ops",
     "migrate": "migrate",
+    "auth": "auth",
 }
 
 HELP = "A self-hosted Amazon MWAA: Apache Airflow 3 on Kubernetes."

@@ -127,7 +127,8 @@ def _alb(rendering) -> dict[str, str]:
     ("mode", "scheme"), [("PUBLIC_ONLY", "internet-facing"), ("PRIVATE_ONLY", "internal")]
 )
 def test_ingress_scheme_follows_the_access_mode(render, mode, scheme) -> None:
-    rendering = render({"ingress": {"accessMode": mode}})
+    cert = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d"
+    rendering = render({"ingress": {"accessMode": mode, "certificateArn": cert}})
     assert _alb(rendering)["alb.ingress.kubernetes.io/scheme"] == scheme
     assert rendering.one("Ingress", "api-server")["spec"]["ingressClassName"] == "alb"
 

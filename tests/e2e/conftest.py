@@ -1,13 +1,10 @@
-"""One local platform for the whole e2e session (a few minutes, not one per test)."""
+"""Helpers over the session's local platform (the `platform` fixture lives in tests/conftest.py,
+so the e2e and hostile tiers share one platform per session)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,34 +12,6 @@ from airflow_platform.local.api import AirflowApi
 from airflow_platform.local.platform import LocalPlatform
 from airflow_platform.local.services import aws_clients
 from airflow_platform.procs import wait_until
-
-
-@pytest.fixture(scope="session")
-def state_dir() -> Iterator[Path]:
-    # Not under pytest's 0700 tmp dirs: PostgreSQL runs as `nobody` when we are root.
-    root = Path(tempfile.mkdtemp(prefix="airflow-platform-e2e-"))
-    root.chmod(0o755)
-    yield root / "state"
-    shutil.rmtree(root, ignore_errors=True)
-
-
-# Worker scaling for the session (1..3 workers, 3 tasks each, 12 s idle window) and a
-# short task heartbeat timeout; the other tests run unchanged with it.
-E2E_VALUES = Path(__file__).parent / "data" / "values-e2e.yaml"
-
-
-@pytest.fixture(scope="session")
-def platform(state_dir: Path) -> Iterator[LocalPlatform]:
-    lp = LocalPlatform(
-        state_dir,
-        values_files=[E2E_VALUES],
-        progress=lambda msg: print(f"[local] {msg}", flush=True),
-    )
-    try:
-        lp.up(timeout=600)
-        yield lp
-    finally:
-        lp.down(wipe=False)
 
 
 @pytest.fixture(scope="session")

@@ -135,7 +135,8 @@ def test_ui_login_page_renders_in_headless_chromium(platform: LocalPlatform, api
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     screenshot = ARTIFACTS / "login-page.png"
     screenshot.unlink(missing_ok=True)
-    url = f"{api.base_url}/auth/login/"
+    # Airflow's sign-in for the OpenID Connect provider lands on the provider's form.
+    url = f"{api.base_url}/auth/login/oidc"
     with tempfile.TemporaryDirectory() as profile:
         common = [
             chromium,
@@ -153,8 +154,9 @@ def test_ui_login_page_renders_in_headless_chromium(platform: LocalPlatform, api
             [*common, "--dump-dom", url], capture_output=True, text=True, timeout=180
         )
         assert dom.returncode == 0, dom.stderr[-2000:]
-        # The React login form exists only once its scripts ran and rendered.
+        # The browser followed Airflow's redirect to the provider's sign-in form.
         assert 'type="password"' in dom.stdout, dom.stdout[-3000:]
+        assert 'id="sign-in"' in dom.stdout, dom.stdout[-3000:]
         shot = subprocess.run(
             [*common, f"--screenshot={screenshot}", "--window-size=1280,800", url],
             capture_output=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,6 +58,18 @@ def test_chart_renders_the_environment(spec: Path, helm_bin: str, tmp_path: Path
         assert (
             ingress["alb.ingress.kubernetes.io/certificate-arn"] == env.eks.ingress.certificate_arn
         )
+    cidrs = ",".join(env.eks.ingress.inbound_cidrs)
+    assert ingress.get("alb.ingress.kubernetes.io/inbound-cidrs", "") == cidrs
+    oidc = env.eks.auth.oidc
+    assert oidc is not None, "every example signs in with OpenID Connect"
+    webserver_config = objects[("ConfigMap", "auth")]["data"]["webserver_config.py"]
+    assert f'"{oidc.issuer_url}/.well-known/openid-configuration"' in webserver_config
+    mapping = next(
+        line.split("=", 1)[1]
+        for line in webserver_config.splitlines()
+        if line.startswith("AUTH_ROLES_MAPPING =")
+    )
+    assert json.loads(mapping) == oidc.role_mapping
     roles = env.eks.service_account_role_arns
     for component, role in (
         ("scheduler", roles.scheduler),

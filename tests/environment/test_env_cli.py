@@ -120,11 +120,17 @@ def test_import_without_overlay_lists_what_to_fill_in(tmp_path: Path) -> None:
         "Region": "eu-west-1",
         "ServiceAccountRoleArns": {},
         "Secrets": {},
-        "Ingress": {},
+        "Ingress": {"InboundCidrs": []},
+        "Auth": {"Manager": "fab"},
         "RequirementsOnFailure": "fail",
     }
     assert "still to fill in (Eks section)" in out.stderr
     assert "Eks.DatabaseSecret" in out.stderr
+    # MWAA has no identity provider of ours to import: sign-in is to be filled in, and a
+    # PUBLIC_ONLY web server needs its certificate.
+    assert "Eks.Auth.Oidc" in out.stderr
+    mode = json.loads(source.read_text())["Environment"]["WebserverAccessMode"]
+    assert ("Eks.Ingress.CertificateArn" in out.stderr) == (mode == "PUBLIC_ONLY")
 
 
 def test_import_refuses_input_that_is_not_get_environment(tmp_path: Path) -> None:

@@ -51,12 +51,7 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
   "logging.celery_logging_level" $level
   "metrics.statsd_prefix" $v.metrics.statsd.prefix
 -}}
-{{- if $v.auth.manager -}}
-{{- $_ := set $cfg "core.auth_manager" $v.auth.manager -}}
-{{- else -}}
-{{- $_ := set $cfg "core.simple_auth_manager_users" $v.auth.simpleAuthManagerUsers -}}
-{{- $_ := set $cfg "core.simple_auth_manager_passwords_file" "/tmp/simple_auth_manager_passwords.json" -}}
-{{- end -}}
+{{- $cfg = merge $cfg (fromYaml (include "airflow-platform.authConfig" .root)) -}}
 {{- if $v.ingress.host -}}
 {{- $_ := set $cfg "api.base_url" (printf "%s://%s" (ternary "https" "http" (ne $v.ingress.certificateArn "")) $v.ingress.host) -}}
 {{- end -}}

@@ -11,7 +11,9 @@ migrations) the dagsync init container and sidecar. A component passes only what
                      "spreadPolicy" "ScheduleAnyway"|"DoNotSchedule"
                      "dagsync" false            (migrations only)
                      "waitForMigrations" false  (migrations only)
-                     "restartPolicy" "Never"))  (Jobs)
+                     "restartPolicy" "Never"    (Jobs)
+                     "extraEnv"/"extraMounts"/"extraVolumes"/"extraInitContainers" (list ...)))
+                                                what only this component gets (api-server: sign-in)
 */}}
 
 {{- define "airflow-platform.podSecurityContext" -}}
@@ -91,6 +93,7 @@ Input: (dict "root" $ "component" name). */}}
 {{- $logType := include "airflow-platform.logType" . -}}
 {{- $annotations := dict "airflow-platform.io/environment-checksum" (include (print $root.Template.BasePath "/config/environment.yaml") $root | sha256sum) -}}
 {{- $_ := set $annotations "airflow-platform.io/environment" $v.environmentName -}}
+{{- $annotations = merge $annotations ($spec.annotations | default dict) -}}
 {{- if and $v.logging.cloudwatch.enabled (get $v.logging $logType).enabled -}}
 {{- $_ := set $annotations "airflow-platform.io/cloudwatch-log-group" (include "airflow-platform.logGroup" (dict "root" $root "type" $logType)) -}}
 {{- end -}}
@@ -137,7 +140,7 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if or $dagsync $waitForMigrations }}
+  {{- if or $dagsync $waitForMigrations $spec.extraInitContainers }}
   initContainers:
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" true) | nindent 4 }}
@@ -157,6 +160,9 @@ spec:
       volumeMounts:
         {{- include "airflow-platform.airflowMounts" . | nindent 8 }}
     {{- end }}
+    {{- with $spec.extraInitContainers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
   containers:
     - name: {{ .component }}
@@ -166,6 +172,9 @@ spec:
       args: {{ toJson $spec.args }}
       env:
         {{- include "airflow-platform.env" . | nindent 8 }}
+        {{- with $spec.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- with $spec.ports }}
       ports:
         {{- toYaml . | nindent 8 }}
@@ -183,9 +192,15 @@ spec:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
         {{- include "airflow-platform.airflowMounts" . | nindent 8 }}
+        {{- with $spec.extraMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false) | nindent 4 }}
     {{- end }}
   volumes:
     {{- include "airflow-platform.volumes" $root | nindent 4 }}
+    {{- with $spec.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end -}}

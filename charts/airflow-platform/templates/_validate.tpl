@@ -56,6 +56,36 @@ the environment class, fields required together). Each failure names the field a
 {{- fail "\nsecretsBackend.vault.role is required with secretsBackend.type=vault: set it to the Vault role the pods log in as." }}
 {{- end }}
 {{- end }}
+{{- $a := $v.auth -}}
+{{- if eq $a.manager "fab" }}
+{{- $oidc := dict
+  "auth.oidc.issuerUrl" (list $a.oidc.issuerUrl "the issuer URL of your OpenID Connect provider (https://...), or set auth.manager")
+  "auth.oidc.clientId" (list $a.oidc.clientId "the client id registered at the provider")
+  "auth.oidc.clientSecret.existingSecret" (list $a.oidc.clientSecret.existingSecret "an existing Secret holding the client secret")
+}}
+{{- range $field, $rule := $oidc }}
+{{- if not (index $rule 0) }}
+{{- fail (printf "\n%s is required with auth.manager=fab (OpenID Connect sign-in): set it to %s." $field (index $rule 1)) }}
+{{- end }}
+{{- end }}
+{{- else if eq $a.manager "aws" }}
+{{- if not $a.aws.avpPolicyStoreId }}
+{{- fail "\nauth.aws.avpPolicyStoreId is required with auth.manager=aws: set it to the Amazon Verified Permissions policy store id." }}
+{{- end }}
+{{- if not $a.aws.samlMetadataUrl }}
+{{- fail "\nauth.aws.samlMetadataUrl is required with auth.manager=aws: set it to the SAML metadata URL of the IAM Identity Center application." }}
+{{- end }}
+{{- else if eq $a.manager "simple" }}
+{{- if and $v.ingress.enabled (eq $v.ingress.accessMode "PUBLIC_ONLY") }}
+{{- fail "\nauth.manager=simple (SimpleAuthManager, for trying the chart out) is refused with ingress.accessMode=PUBLIC_ONLY: set auth.manager=fab (OpenID Connect) or ingress.accessMode=PRIVATE_ONLY." }}
+{{- end }}
+{{- if not $a.simple.passwordsSecret.name }}
+{{- fail "\nauth.simple.passwordsSecret.name is required with auth.manager=simple: set it to an existing Secret holding {\"user\": \"password\"} for every user of auth.simple.users (the chart never generates passwords)." }}
+{{- end }}
+{{- end }}
+{{- if and $v.ingress.enabled (eq $v.ingress.accessMode "PUBLIC_ONLY") (not $v.ingress.certificateArn) }}
+{{- fail "\ningress.accessMode=PUBLIC_ONLY needs HTTPS: set ingress.certificateArn to an ACM certificate ARN, or ingress.accessMode=PRIVATE_ONLY." }}
+{{- end }}
 {{- end -}}
 
 {{/*

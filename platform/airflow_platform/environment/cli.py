@@ -85,7 +85,7 @@ def render(
     from airflow_platform.environment.render import render_values_yaml
 
     env = _load(spec)
-    missing = env.eks.missing_for_deploy()
+    missing = env.missing_for_deploy()
     if missing and not allow_incomplete:
         raise _fail(SpecError(missing, f"{spec} (not deployable yet)"))
     text = render_values_yaml(env)
@@ -108,7 +108,7 @@ def validate(
 ) -> None:
     """Check a spec against MWAA's rules and say what a deployment still needs."""
     env = _load(spec)
-    missing = env.eks.missing_for_deploy()
+    missing = env.missing_for_deploy()
     _err().print(f"valid: {_summary(env)}", soft_wrap=True, markup=False)
     _print_problems("still to fill in before deploying", missing, "yellow")
     if missing:

@@ -32,6 +32,8 @@ LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 AccessMode = Literal["PUBLIC_ONLY", "PRIVATE_ONLY"]
 ReplacementStrategy = Literal["GRACEFUL", "FORCED"]
 OnFailure = Literal["fail", "continue"]
+AuthManager = Literal["fab", "aws"]
+AirflowRole = Literal["Admin", "Op", "User", "Viewer", "Public"]
 
 _NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z_-]{0,79}$")
 _PARTITION = r"arn:aws(?:-[a-z]+)*"
@@ -51,6 +53,7 @@ _AWS_QUEUE_REGION = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+_ISSUER = re.compile(r"^https://[^\s/]+(/\S*)?$")
 
 
 class _Spec(BaseModel):
@@ -132,6 +135,19 @@ class Image(_Spec):
 class Ingress(_Spec):
     host: str | None = None
     certificate_arn: str | None = None
+    inbound_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("inbound_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{cidr!r} is not a CIDR block ({exc}); e.g. 203.0.113.0/24"
+                ) from None
+        return value
 
     @field_validator("certificate_arn")
     @classmethod
@@ -144,6 +160,48 @@ class Ingress(_Spec):
             "an ACM certificate ARN",
             "arn:aws:acm:us-east-1:123456789012:certificate/…",
         )
+
+
+class OidcSettings(_Spec):
+    """OpenID Connect sign-in (auth manager fab): the provider, the client, group -> roles."""
+
+    issuer_url: str
+    client_id: str
+    client_secret: SecretRef
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    username_claim: str = "preferred_username"
+    groups_claim: str = "groups"
+    role_mapping: dict[str, list[AirflowRole]] = Field(default_factory=dict)
+    default_role: AirflowRole = "Public"
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return _check(_ISSUER, value, "an https issuer URL", "https://idp.example.com/realms/x")
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("must include openid (an OpenID Connect request)")
+        return value
+
+
+class AwsAuthSettings(_Spec):
+    """AWS IAM Identity Center with Amazon Verified Permissions (auth manager aws)."""
+
+    avp_policy_store_id: str
+    saml_metadata_url: str
+    region_name: str | None = None
+    conn_id: str = "aws_default"
+
+
+class AuthSettings(_Spec):
+    """Who signs in and with which role: MWAA's roles Admin, Op, User, Viewer, Public."""
+
+    manager: AuthManager = "fab"
+    oidc: OidcSettings | None = None
+    aws: AwsAuthSettings | None = None
 
 
 class EksSettings(_Spec):
@@ -163,6 +221,7 @@ class EksSettings(_Spec):
     secrets: PlatformSecrets = Field(default_factory=PlatformSecrets)
     image: Image | None = None
     ingress: Ingress = Field(default_factory=Ingress)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     requirements_on_failure: OnFailure = "fail"
     # Airflow options whose value is a credential, read from existing Secrets.
     configuration_secrets: dict[str, SecretRef] | None = None
@@ -231,6 +290,21 @@ class EksSettings(_Spec):
         if self.celery_queue_url is None:
             missing.append(
                 Problem("Eks.CeleryQueueUrl", "not set; give the SQS queue URL Celery uses")
+            )
+        if self.auth.manager == "fab" and self.auth.oidc is None:
+            missing.append(
+                Problem(
+                    "Eks.Auth.Oidc",
+                    "not set; give the OpenID Connect provider (IssuerUrl, ClientId, "
+                    "ClientSecret, RoleMapping), or choose Eks.Auth.Manager aws",
+                )
+            )
+        if self.auth.manager == "aws" and self.auth.aws is None:
+            missing.append(
+                Problem(
+                    "Eks.Auth.Aws",
+                    "not set; give AvpPolicyStoreId and SamlMetadataUrl of IAM Identity Center",
+                )
             )
         for field in ("FernetKey", "ApiSecretKey", "JwtSecret"):
             if getattr(self.secrets, to_snake(field)) is None:
@@ -495,6 +569,19 @@ class Environment(_Spec):
         match = _BUCKET_ARN.match(self.source_bucket_arn)
         assert match, "validated above"
         return match.group(1)
+
+    def missing_for_deploy(self) -> list[Problem]:
+        """What a deployment still needs: the EKS settings, and HTTPS for a public ALB."""
+        missing = self.eks.missing_for_deploy()
+        if self.webserver_access_mode == "PUBLIC_ONLY" and not self.eks.ingress.certificate_arn:
+            missing.append(
+                Problem(
+                    "Eks.Ingress.CertificateArn",
+                    "not set; WebserverAccessMode PUBLIC_ONLY is served over HTTPS only: give "
+                    "an ACM certificate ARN, or choose PRIVATE_ONLY",
+                )
+            )
+        return missing
 
     def to_spec_dict(self) -> dict[str, Any]:
         """The spec as it is written to YAML: MWAA field names, unset fields left out."""

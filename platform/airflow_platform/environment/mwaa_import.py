@@ -230,5 +230,5 @@ def import_environment(
     spec["Eks"] = eks
 
     environment = load_environment(spec, "imported environment")
-    report.to_fill = environment.eks.missing_for_deploy()
+    report.to_fill = environment.missing_for_deploy()
     return ImportResult(environment, report)

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from airflow_platform.environment.model import Environment, ModuleLogging, SecretRef
+from airflow_platform.environment.model import AuthSettings, Environment, ModuleLogging, SecretRef
 
 
 def _dags_prefix(path: str) -> str:
@@ -101,7 +101,10 @@ def render_values(env: Environment) -> dict[str, Any]:
         ingress["host"] = eks.ingress.host
     if eks.ingress.certificate_arn:
         ingress["certificateArn"] = eks.ingress.certificate_arn
+    if eks.ingress.inbound_cidrs:
+        ingress["inboundCidrs"] = list(eks.ingress.inbound_cidrs)
     values["ingress"] = ingress
+    values["auth"] = _auth(eks.auth)
     values["workers"] = {
         "minWorkers": env.min_workers,
         "maxWorkers": env.max_workers,
@@ -125,6 +128,34 @@ def render_values(env: Environment) -> dict[str, Any]:
     values["kmsKey"] = env.kms_key or ""
     values["weeklyMaintenanceWindowStart"] = env.weekly_maintenance_window_start or ""
     values["tags"] = dict(env.tags)
+    return values
+
+
+def _auth(auth: AuthSettings) -> dict[str, Any]:
+    """The chart's auth values; a provider the spec leaves out stays for helm to ask for."""
+    values: dict[str, Any] = {"manager": auth.manager}
+    if auth.oidc:
+        o = auth.oidc
+        values["oidc"] = {
+            "issuerUrl": o.issuer_url,
+            "clientId": o.client_id,
+            "clientSecret": {
+                "existingSecret": o.client_secret.secret_name,
+                "key": o.client_secret.key,
+            },
+            "scopes": list(o.scopes),
+            "usernameClaim": o.username_claim,
+            "groupsClaim": o.groups_claim,
+            "roleMapping": {group: list(roles) for group, roles in o.role_mapping.items()},
+            "defaultRole": o.default_role,
+        }
+    if auth.aws:
+        values["aws"] = {
+            "avpPolicyStoreId": auth.aws.avp_policy_store_id,
+            "samlMetadataUrl": auth.aws.saml_metadata_url,
+            "regionName": auth.aws.region_name or "",
+            "connId": auth.aws.conn_id,
+        }
     return values
 
 

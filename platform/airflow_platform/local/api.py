@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from airflow_platform.local.http import request
@@ -13,15 +14,29 @@ class ApiError(RuntimeError):
 
 
 class AirflowApi:
-    def __init__(self, base_url: str, username: str, password: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        login: Callable[[], str] | None = None,
+    ) -> None:
+        """`login` returns a fresh API token (e.g. through the OpenID Connect provider);
+        without it the token comes from /auth/token with the user name and password (the
+        SimpleAuthManager's users, FAB's database users)."""
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.password = password
+        self.login = login
         self._token: str | None = None
         self._token_at = 0.0
 
     def token(self) -> str:
         if self._token is None or time.monotonic() - self._token_at > 600:
+            if self.login is not None:
+                self._token = self.login()
+                self._token_at = time.monotonic()
+                return self._token
             status, body = request(
                 "POST",
                 f"{self.base_url}/auth/token",

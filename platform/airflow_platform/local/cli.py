@@ -73,8 +73,18 @@ def up(
     console.print(
         f"\n[bold green]Airflow is up[/bold green] in {result.seconds:.0f}s "
         f"({len(result.started)} started, {len(result.kept)} already running)\n"
-        f"  UI:       {result.api_url}\n"
-        f"  login:    {result.username} / {result.password}   (SimpleAuthManager)\n"
+        f"  UI:       {result.api_url}   (sign in through the OpenID Connect provider)\n"
+        f"  provider: {result.issuer}   (local users below; passwords in "
+        f"{platform.state.root}/secrets.json)"
+    )
+    for user in result.users:
+        console.print(
+            f"    {user.name:<8} {user.password}   role {user.role:<7} "
+            f"groups {', '.join(user.groups) or '-'}"
+        )
+    console.print(
+        f"  API:      a token for scripts: `airflow-platform local token --user admin`, then\n"
+        f'            curl -H "Authorization: Bearer $TOKEN" {result.api_url}/api/v2/dags\n'
         f"  bucket:   s3://{result.bucket}/{result.dags_prefix}  (moto at {endpoint})\n"
         f"  upload a DAG:\n"
         f"    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 "
@@ -85,6 +95,27 @@ def up(
         f"  logs:     {platform.state.logs}/<component>.log\n"
         f"  status:   airflow-platform local status    stop: airflow-platform local down"
     )
+
+
+@local_app.command()
+def token(
+    user: Annotated[str, typer.Option(help="A user of the local OpenID Connect provider.")] = (
+        "admin"
+    ),
+    state_dir: StateOpt = Path(".local-state"),
+) -> None:
+    """Print a REST API token for a local user: the sign-in a browser does, without one."""
+    import httpx
+
+    from airflow_platform.local.oidc import USERS
+
+    console, platform = _platform(state_dir)
+    if user not in {u.name for u in USERS}:
+        _fail(console, ValueError(f"no local user {user!r}: {', '.join(u.name for u in USERS)}"))
+    try:
+        print(platform.api(user).token())
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
+        _fail(console, exc)
 
 
 @local_app.command()

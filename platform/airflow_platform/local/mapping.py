@@ -6,8 +6,9 @@ module changes, and nothing else:
 | in the rendering                              | locally                                       |
 |-----------------------------------------------|-----------------------------------------------|
 | secretKeyRef to the Secrets named in values   | generated Fernet/API/JWT keys, the PostgreSQL |
-| (secrets.*, database, kedaDatabase)           | URL (state dir, secrets.json); the result     |
-| database.resultBackendSecret                  | backend: a role of its own (services.py)      |
+| (secrets.*, database, kedaDatabase,           | URL, the OpenID Connect client secret (state  |
+| auth.oidc.clientSecret)                       | dir, secrets.json); the result backend: a     |
+| database.resultBackendSecret                  | role of its own (services.py)                 |
 | secretKeyRef / configMapKeyRef / envFrom to   | the rendered object's data                    |
 | objects the chart renders itself              |                                               |
 | fieldRef (pod name, namespace, pod IP)        | process name, the namespace, 127.0.0.1        |
@@ -143,6 +144,10 @@ def local_secret_table(ctx: LocalContext) -> dict[tuple[str, str], str]:
         key = _dig(ctx.values, f"{value_key}.key")
         if name and key:
             table[(name, key)] = ctx.generated[generated_key]
+    client_secret = _dig(ctx.values, "auth.oidc.clientSecret")
+    if isinstance(client_secret, dict) and client_secret.get("existingSecret"):
+        key = client_secret.get("key") or "client-secret"
+        table[(client_secret["existingSecret"], key)] = ctx.generated["oidc-client-secret"]
     for db in ("database", "kedaDatabase"):
         name = _dig(ctx.values, f"{db}.existingSecret")
         key = _dig(ctx.values, f"{db}.secretKey") or "connection"

