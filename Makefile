@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap local local-down test lint format bench render clean
+.PHONY: bootstrap local local-down test lint format bench render clean constraints image
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -26,6 +26,10 @@ lint:
 format:
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# platform/constraints.txt from uv.lock (run after every `uv lock`; a test checks it).
+constraints: bootstrap
+	$(PY) scripts/constraints.py
 
 render: bootstrap
 	helm template airflow charts/airflow-platform -f charts/airflow-platform/ci/eks-values.yaml
