@@ -31,6 +31,11 @@ format:
 constraints: bootstrap
 	$(PY) scripts/constraints.py
 
+# The platform image with podman + buildah on a base built from Debian and PyPI (no registry);
+# cached by the hash of its inputs. Push: podman push localhost/airflow-platform:<version> <registry>/...
+image: bootstrap
+	$(VENV)/bin/airflow-platform image build
+
 render: bootstrap
 	helm template airflow charts/airflow-platform -f charts/airflow-platform/ci/eks-values.yaml
 

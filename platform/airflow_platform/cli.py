@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 app: typer.Typer  # built on first use, see __getattr__
 
-CAPABILITIES = ("dagsync", "bootstrap", "environment", "scaling", "local")
+CAPABILITIES = ("dagsync", "bootstrap", "environment", "scaling", "local", "image")
 
 # The top-level command each capability adds. Containers start through `bootstrap` and
 # `dagsync` on every pod start, so those load only their own capability.
@@ -36,6 +36,7 @@ COMMAND_OWNERS = {
     "env": "environment",
     "scaling": "scaling",
     "local": "local",
+    "image": "image",
 }
 
 HELP = "A self-hosted Amazon MWAA: Apache Airflow 3 on Kubernetes."
