@@ -2,7 +2,7 @@
 
 Each image is tagged with a hash of everything that goes into it, so a tag that exists is
 an up-to-date cache hit and any change to an input builds anew:
-- base: platform/base-image/* and platform/constraints.txt;
+- base: platform/base-image/{build.sh,Containerfile} and platform/constraints.txt;
 - platform: the base's key, platform/Dockerfile, .dockerignore, pyproject.toml, README.md,
   platform/constraints.txt and the package source.
 Images live in podman's store; the debootstrapped root filesystem (the slow, network-bound
@@ -60,7 +60,7 @@ def _package_files() -> list[Path]:
 
 
 def base_key() -> str:
-    return _digest([*BASE_RECIPE.iterdir(), CONSTRAINTS])
+    return _digest([BASE_RECIPE / "build.sh", BASE_RECIPE / "Containerfile", CONSTRAINTS])
 
 
 def platform_key() -> str:
@@ -91,12 +91,15 @@ def _build_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_base(progress: Callable[[str], None] = print) -> Built:
+def ensure_base(progress: Callable[[str], None] = print, fresh: bool = False) -> Built:
+    """The base image; `fresh` rebuilds it from nothing (debootstrap included)."""
     tag = f"{BASE_REPOSITORY}:{base_key()}"
     began = time.monotonic()
     podman.require("podman", "buildah", "debootstrap")
     with _build_lock():
-        if podman.image_exists(tag):
+        if fresh:
+            rootfs_tarball().unlink(missing_ok=True)
+        elif podman.image_exists(tag):
             return Built(tag, time.monotonic() - began, cached=True)
         progress(f"building the base image {tag} (debootstrap + Airflow; minutes when cold)")
         result = subprocess.run(
@@ -114,14 +117,17 @@ def ensure_base(progress: Callable[[str], None] = print) -> Built:
 
 
 def ensure_platform(
-    progress: Callable[[str], None] = print, extra_tags: tuple[str, ...] = ()
+    progress: Callable[[str], None] = print,
+    extra_tags: tuple[str, ...] = (),
+    fresh: bool = False,
 ) -> tuple[Built, Built]:
-    """The base, then platform/Dockerfile on it; returns both (cached or built)."""
-    base = ensure_base(progress)
+    """The base, then platform/Dockerfile on it; returns both (cached or built). `fresh`
+    rebuilds both from nothing."""
+    base = ensure_base(progress, fresh=fresh)
     tag = f"{PLATFORM_REPOSITORY}:{platform_key()}"
     began = time.monotonic()
     with _build_lock():
-        cached = podman.image_exists(tag)
+        cached = podman.image_exists(tag) and not fresh
         if not cached:
             progress(f"building the platform image {tag} from platform/Dockerfile")
             mounts: list[str] = []
