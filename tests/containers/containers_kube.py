@@ -55,6 +55,7 @@ class PodPlan:
     mounts: dict[str, list[str]]  # container -> mount paths
     not_played: list[str] = field(default_factory=list)
     hook: str = ""
+    volumes: list[str] = field(default_factory=list)  # podman volumes backing its emptyDirs
 
     def container_name(self, container: str) -> str:
         return f"{self.pod}-{container}"
@@ -228,7 +229,13 @@ def translate(
         "io.podman.annotations.init.container.type"
     ] = "always"
 
+    component = labels.get("app.kubernetes.io/component", meta["name"])
+    renamed: dict[str, str] = {}
     for volume in spec.get("volumes") or []:
+        if "emptyDir" in volume or "projected" in volume:
+            # podman 4.3 backs an emptyDir with a named volume called after the volume alone,
+            # which every pod would share: each pod gets its own name.
+            renamed[volume["name"]] = volume["name"] = f"{component}-{volume['name']}"[:63]
         if "projected" in volume:  # service-account tokens: there is no Kubernetes API
             volume.pop("projected")
             volume["emptyDir"] = {}
@@ -236,10 +243,13 @@ def translate(
             name = volume.pop("secret")["secretName"]
             volume["hostPath"] = {"path": str(secret_dir(name)), "type": "Directory"}
 
+    for c in _all_containers(spec):
+        for mount in c.get("volumeMounts") or []:
+            mount["name"] = renamed.get(mount["name"], mount["name"])
     plan = PodPlan(
         kind=kind,
         workload=meta["name"],
-        component=labels.get("app.kubernetes.io/component", meta["name"]),
+        component=component,
         pod=pod_name,
         ip=ip,
         manifest=manifest,
@@ -250,6 +260,7 @@ def translate(
         security={},
         mounts={},
         hook=hook,
+        volumes=sorted(renamed.values()),
     )
     pod_sc = spec.get("securityContext") or {}
     for key in ("initContainers", "containers"):

@@ -252,10 +252,13 @@ class Stack:
         timeout = float(probe.get("timeoutSeconds", 1))
         if "exec" in probe:
             argv = probe["exec"]["command"]
+            # The probe's own timeout, enforced inside the container: a probe that outlives
+            # it is killed there, as the kubelet's would be, instead of piling up.
+            limit = str(int(timeout))
             try:
                 result = podman.run(
-                    "exec", plan.container_name(container), *argv, check=False,
-                    timeout=timeout + 30,
+                    "exec", plan.container_name(container), "timeout", "-s", "KILL", limit,
+                    *argv, check=False, timeout=timeout + 60,
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
                 return ProbeResult(False, f"exec {argv} timed out")
@@ -297,8 +300,9 @@ class Stack:
                         raise StackError(f"{name} is {status}:\n{self.logs(name)}")
                     return self.run_probe(plan, c, p).ok
 
+                period = float(probe.get("periodSeconds", 10))
                 try:
-                    wait_for(f"{plan.pod}/{container} {kind}", passes, timeout, 2.0)
+                    wait_for(f"{plan.pod}/{container} {kind}", passes, timeout, min(period, 5.0))
                 except StackError as exc:
                     raise StackError(
                         f"{exc}\n--- log of {container}:\n"
@@ -372,6 +376,9 @@ class Stack:
     def down(self) -> None:
         for pod in reversed(self.played):
             podman.run("pod", "rm", "-f", "-t", "5", pod, check=False, timeout=120)
+        for plan in self.plans:
+            if plan.pod in self.played and plan.volumes:
+                podman.run("volume", "rm", "-f", *plan.volumes, check=False)
         for name in self.secrets:
             podman.run("secret", "rm", name, check=False)
         if self.anchor:

@@ -6,6 +6,7 @@ the components are; README.md lists what is translated for podman and why.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -129,10 +130,10 @@ def test_a_dag_from_the_bucket_runs_on_a_worker_with_requirements_plugins_and_st
     assert state == "success"
     xcom = stack.api().get(
         f"/api/v2/dags/container_probe/dagRuns/{run_id}/taskInstances/inspect_environment"
-        "/xcomEntries/return_value"
+        "/xcomEntries/return_value?deserialize=true&stringify=false"
     )
     value = xcom["value"]
-    value = json.loads(value) if isinstance(value, str) else value
+    value = ast.literal_eval(value) if isinstance(value, str) else value
     worker = stack.deployment("worker")
     assert value == {
         "requirement": "cowsay",
