@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap local local-down test lint format bench render clean
+.PHONY: bootstrap local local-down test lint format bench render clean constraints image
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -26,6 +26,15 @@ lint:
 format:
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# platform/constraints.txt from uv.lock (run after every `uv lock`; a test checks it).
+constraints: bootstrap
+	$(PY) scripts/constraints.py
+
+# The platform image with podman + buildah on a base built from Debian and PyPI (no registry);
+# cached by the hash of its inputs. Push: podman push localhost/airflow-platform:<version> <registry>/...
+image: bootstrap
+	$(VENV)/bin/airflow-platform image build
 
 render: bootstrap
 	helm template airflow charts/airflow-platform -f charts/airflow-platform/ci/eks-values.yaml

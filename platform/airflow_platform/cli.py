@@ -25,7 +25,17 @@ if TYPE_CHECKING:
 
 app: typer.Typer  # built on first use, see __getattr__
 
-CAPABILITIES = ("dagsync", "bootstrap", "environment", "scaling", "local", "ops", "migrate", "auth")
+CAPABILITIES = (
+    "dagsync",
+    "bootstrap",
+    "environment",
+    "scaling",
+    "local",
+    "ops",
+    "migrate",
+    "auth",
+    "image",
+)
 
 # The top-level command each capability adds. Containers start through `bootstrap` and
 # `dagsync` on every pod start, so those load only their own capability.
@@ -39,6 +49,7 @@ COMMAND_OWNERS = {
     "ops": "ops",
     "migrate": "migrate",
     "auth": "auth",
+    "image": "image",
 }
 
 HELP = "A self-hosted Amazon MWAA: Apache Airflow 3 on Kubernetes."

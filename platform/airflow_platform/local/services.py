@@ -149,8 +149,17 @@ def pg_bin(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
 
 
-def start_postgres(sup: Supervisor, port: int, password: str) -> str:
-    """Start (initialising on first use) PostgreSQL; returns the SQLAlchemy URL."""
+def start_postgres(
+    sup: Supervisor,
+    port: int,
+    password: str,
+    host: str = "127.0.0.1",
+    clients: tuple[str, ...] = (),
+) -> str:
+    """Start (initialising on first use) PostgreSQL; returns the SQLAlchemy URL.
+
+    It listens on 127.0.0.1 and, when given, `host` too (a container network's gateway),
+    and accepts password logins from the `clients` networks (CIDRs) besides 127.0.0.1."""
     state = sup.state
     data = state.pgdata
     runas = Unprivileged.detect()
@@ -187,6 +196,7 @@ def start_postgres(sup: Supervisor, port: int, password: str) -> str:
         pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise ServiceError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+    _allow_clients(data / "pg_hba.conf", clients)
     if not sup.alive("postgres"):
         (data / "postmaster.pid").unlink(missing_ok=True)  # stale after a kill -9
         sup.start(
@@ -199,7 +209,7 @@ def start_postgres(sup: Supervisor, port: int, password: str) -> str:
                 "-p",
                 str(port),
                 "-c",
-                "listen_addresses=127.0.0.1",
+                "listen_addresses=" + ",".join(dict.fromkeys(["127.0.0.1", host])),
                 "-c",
                 "unix_socket_directories=",
                 "-c",
@@ -211,7 +221,15 @@ def start_postgres(sup: Supervisor, port: int, password: str) -> str:
         )
     poll(sup, "postgres", lambda: _pg_ready(port, password), 60, "PostgreSQL")
     _ensure_database(port, password)
-    return f"postgresql+psycopg2://airflow:{password}@127.0.0.1:{port}/airflow"
+    return f"postgresql+psycopg2://airflow:{password}@{host}:{port}/airflow"
+
+
+def _allow_clients(hba: Path, clients: tuple[str, ...]) -> None:
+    lines = hba.read_text().splitlines()
+    wanted = [f"host all all {cidr} scram-sha-256" for cidr in clients]
+    missing = [line for line in wanted if line not in lines]
+    if missing:
+        hba.write_text("\n".join([*lines, *missing]) + "\n")
 
 
 def _psql(port: int, password: str, sql: str, db: str = "postgres") -> subprocess.CompletedProcess:
@@ -257,12 +275,13 @@ def ensure_results_role(port: int, password: str, role_password: str) -> str:
 
 
 # --- moto: S3 and SQS -------------------------------------------------------------------------
-def start_moto(sup: Supervisor, port: int) -> str:
-    endpoint = f"http://127.0.0.1:{port}"
+def start_moto(sup: Supervisor, port: int, host: str = "127.0.0.1") -> str:
+    """moto on `host` (127.0.0.1, or a container network's gateway the pods reach)."""
+    endpoint = f"http://{host}:{port}"
     if not sup.alive("moto"):
         sup.start(
             "moto",
-            [venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            [venv_bin("moto_server"), "-H", host, "-p", str(port)],
             env={**os.environ},
             ports={"moto": port},
         )
@@ -353,8 +372,8 @@ def upload_dags(endpoint: str, source: Path, prefix: str) -> list[str]:
 
 
 # --- OpenBao: the Vault API ---------------------------------------------------------------
-def start_openbao(sup: Supervisor, port: int, token: str) -> str:
-    url = f"http://127.0.0.1:{port}"
+def start_openbao(sup: Supervisor, port: int, token: str, host: str = "127.0.0.1") -> str:
+    url = f"http://{host}:{port}"
     if not sup.alive("openbao"):
         home = sup.state.root / "openbao-home"  # the dev server writes a token helper file
         home.mkdir(parents=True, exist_ok=True)
@@ -364,7 +383,7 @@ def start_openbao(sup: Supervisor, port: int, token: str) -> str:
                 venv_bin("bao"),
                 "server",
                 "-dev",
-                f"-dev-listen-address=127.0.0.1:{port}",
+                f"-dev-listen-address={host}:{port}",
                 f"-dev-root-token-id={token}",
             ],
             env={**os.environ, "HOME": str(home), "BAO_ADDR": url},

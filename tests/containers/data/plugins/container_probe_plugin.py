@@ -1,0 +1,3 @@
+"""A module shipped in plugins.zip; the container tier's DAG imports it."""
+
+MARK = "plugin-from-plugins-zip"
