@@ -102,7 +102,12 @@ def _sample(schema: dict[str, Any]) -> Any:
     schema = _resolve(schema)
     if "enum" in schema:
         return schema["enum"][0]
-    return "probe" if "string" in _types(schema) else {}
+    types = _types(schema)
+    if "integer" in types:
+        return max(1, schema.get("minimum", 1))
+    if "array" in types:
+        return []
+    return "probe" if "string" in types else {}
 
 
 Path = tuple[Any, ...]
