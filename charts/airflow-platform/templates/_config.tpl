@@ -5,7 +5,7 @@ component. Input of each template: (dict "root" $ "component" "<component>").
 
 {{/* The MWAA log type a component's logs belong to (logging.<type>). */}}
 {{- define "airflow-platform.logType" -}}
-{{- get (dict "scheduler" "scheduler" "triggerer" "scheduler" "migrations" "scheduler" "dag-processor" "dagProcessing" "api-server" "webServer" "execution-api" "webServer" "worker" "worker") .component -}}
+{{- get (dict "scheduler" "scheduler" "triggerer" "scheduler" "migrations" "scheduler" "retention" "scheduler" "dag-processor" "dagProcessing" "api-server" "webServer" "execution-api" "webServer" "worker" "worker") .component -}}
 {{- end -}}
 
 {{/* MWAA's log group name of a log type: airflow-<env>-<Type>. */}}
@@ -58,7 +58,7 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
 {{- $_ := set $cfg "core.simple_auth_manager_passwords_file" "/tmp/simple_auth_manager_passwords.json" -}}
 {{- end -}}
 {{- if $v.ingress.host -}}
-{{- $_ := set $cfg "api.base_url" (printf "%s://%s" (ternary "https" "http" (ne $v.ingress.certificateArn "")) $v.ingress.host) -}}
+{{- $_ := set $cfg "api.base_url" (printf "%s://%s" (ternary "https" "http" (or (ne $v.ingress.certificateArn "") (ne $v.ingress.tls.secretName ""))) $v.ingress.host) -}}
 {{- end -}}
 {{- with fromYaml (include "airflow-platform.secretsBackend" .root) -}}
 {{- $_ := set $cfg "secrets.backend" .backend -}}
@@ -87,7 +87,7 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
 {{/* The connection Airflow uses: through PgBouncer when it runs (never for migrations). */}}
 {{- define "airflow-platform.databaseSecret" -}}
 {{- $v := .root.Values -}}
-{{- if and $v.pgbouncer.enabled (ne .component "migrations") -}}
+{{- if and $v.pgbouncer.enabled (not (has .component (list "migrations" "retention"))) -}}
 {{- toJson (list $v.pgbouncer.connectionSecret.secretName $v.pgbouncer.connectionSecret.key) -}}
 {{- else -}}
 {{- toJson (list $v.database.existingSecret $v.database.secretKey) -}}
@@ -113,6 +113,7 @@ another component (wait-for-migrations: that of migrations).
   "worker" (list "resultBackend")
   "log-server" (list "apiSecretKey")
   "migrations" (list "database")
+  "retention" (list "database")
 ) (.secretsOf | default .component)) -}}
 {{- end -}}
 
