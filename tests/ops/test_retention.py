@@ -25,8 +25,8 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 HISTORY_AGES = (200, 100, 70, 61, 59, 30, 1)  # days; DAG "history", all finished
-LONG_RUN_AGE = 90  # DAG "long": a run still running, started 90 days ago
-LONG_FINISHED_AGES = (120, 80)  # and two finished runs of that DAG, either side of its start
+LONG_RUN_AGE = 65  # DAG "long": a run still running, started 65 days ago
+LONG_FINISHED_AGES = (120, 80)  # and two finished runs of that DAG, older than it
 
 
 @pytest.fixture(scope="module")
@@ -108,23 +108,40 @@ def test_old_history_goes_newer_and_unfinished_runs_stay(airflow_db, seeded) -> 
     url, env = airflow_db
     report = run_retention(url, RetentionPlan(retention_days=60), env=env, now=NOW)
     runs = _runs(url)
+    # The run in progress (65 days old) moves the cutoff back to just before its start: the
+    # 61-day-old run waits for it; everything older goes, everything newer stays.
     for age in HISTORY_AGES:
-        assert (("history", f"scheduled__{age}d") in runs) == (age < 60), age
-    # The run in progress and everything newer than its start stay; older history of its DAG goes.
+        assert (("history", f"scheduled__{age}d") in runs) == (age < LONG_RUN_AGE), age
     assert ("long", f"scheduled__{LONG_RUN_AGE}d") in runs
-    assert ("long", "scheduled__80d") in runs
-    assert ("long", "scheduled__120d") not in runs
-    assert set(report.pinned) == {"long"}
-    assert report.before["dag_run"] == 10 and report.after["dag_run"] == 5
-    assert report.before["task_instance"] == 10 and report.after["task_instance"] == 5
-    assert report.before["log"] == 10 and report.after["log"] == 5
+    for age in LONG_FINISHED_AGES:
+        assert ("long", f"scheduled__{age}d") not in runs
+    assert report.held_back_by is not None and report.held_back_by[0] == "long"
+    assert report.cutoff == NOW - timedelta(days=LONG_RUN_AGE, seconds=1)
+    for table in ("dag_run", "task_instance"):
+        assert (report.before[table], report.after[table]) == (10, 5), table
+    # Airflow's CLI records each `db clean` in the log table itself.
+    assert _count(url, "log WHERE event = 'seed'") == 5
     print("retention row counts", report.as_dict())
+
+
+def test_without_unfinished_runs_the_cutoff_is_the_retention_period(airflow_db, seeded) -> None:
+    url, env = airflow_db
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE dag_run SET state = 'failed' WHERE state = 'running'"))
+    engine.dispose()
+    report = run_retention(url, RetentionPlan(retention_days=60), env=env, now=NOW)
+    assert report.held_back_by is None
+    # db clean keeps each DAG's latest scheduled run, however old.
+    kept = {("history", f"scheduled__{a}d") for a in (59, 30, 1)} | {("long", "scheduled__65d")}
+    assert _runs(url) == kept
+    assert report.after["dag_run"] == 4
 
 
 def test_a_dry_run_deletes_nothing(airflow_db, seeded) -> None:
     url, env = airflow_db
     report = run_retention(url, RetentionPlan(retention_days=60, dry_run=True), env=env, now=NOW)
-    assert report.after == report.before
+    assert report.after["dag_run"] == report.before["dag_run"] == 10
     assert len(_runs(url)) == 10
 
 
@@ -149,7 +166,7 @@ def test_a_locked_table_fails_the_run_after_the_lock_timeout(airflow_db, seeded)
     plan = RetentionPlan(retention_days=60, tables=("log",), lock_timeout_seconds=1)
     started = time.monotonic()
     try:
-        with pytest.raises(RetentionError, match="lock timeout"):
+        with pytest.raises(RetentionError, match=r"did not clean them: \['log'\]"):
             run_retention(url, plan, env=env, now=NOW)
     finally:
         holder.rollback()

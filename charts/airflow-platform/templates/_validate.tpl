@@ -40,9 +40,6 @@ the environment class, fields required together). Each failure names the field a
 {{- fail "\nlogging.cloudwatch.enabled needs the AWS account id for the Task log group ARN: set aws.accountId or executionRoleArn." }}
 {{- end }}
 {{- if $v.pgbouncer.enabled }}
-{{- if not $v.pgbouncer.configSecret }}
-{{- fail "\npgbouncer.configSecret is required with pgbouncer.enabled: set it to an existing Secret holding pgbouncer.ini and userlist.txt." }}
-{{- end }}
 {{- if not $v.pgbouncer.connectionSecret.secretName }}
 {{- fail "\npgbouncer.connectionSecret.secretName is required with pgbouncer.enabled: set it to an existing Secret holding the SQLAlchemy URL through PgBouncer." }}
 {{- end }}

@@ -455,6 +455,25 @@ def retention(
     print_retention(url, plan)
 
 
+@ops_app.command("pgbouncer-files", hidden=True)
+def pgbouncer_files(
+    template: Annotated[Path, typer.Option("--template", help="The [pgbouncer] section.")],
+    out: Annotated[Path, typer.Option("--out", help="Where pgbouncer.ini and userlist.txt go.")],
+) -> None:
+    """Write pgbouncer.ini and its auth_file from AIRFLOW_PLATFORM_DATABASE_URL (the PgBouncer
+    pod's init container)."""
+    from airflow_platform.ops.pgbouncer import PgBouncerConfigError, write_runtime_files
+
+    url = os.environ.get("AIRFLOW_PLATFORM_DATABASE_URL", "")
+    if not url:
+        raise _fail(OpsError("AIRFLOW_PLATFORM_DATABASE_URL is not set"))
+    try:
+        paths = write_runtime_files(url, template, out)
+    except PgBouncerConfigError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {', '.join(p.name for p in paths)} to {out}")
+
+
 @ops_app.command(hidden=True)
 def probe() -> None:
     """Print the metadata database's view as JSON (run inside an Airflow environment)."""

@@ -6,9 +6,10 @@
 - PGOPTIONS with lock_timeout and statement_timeout, which libpq sends at connect, so a DELETE
   waiting behind a running scheduler's lock gives up instead of queueing the scheduler behind it;
 - DAG runs still queued or running are kept: db clean selects dag_run and task_instance rows by
-  start date alone and would delete a run in progress that started before the cutoff. A DAG
-  with such a run is cleaned in a pass of its own, up to just before that run's start; every
-  other DAG gets the full cutoff.
+  start date alone and would delete a run in progress that started before the cutoff, so the
+  cutoff moves back to just before the oldest such run's start (the report names it). Cleaning
+  the other DAGs further with --exclude-dag-ids is not possible on Airflow 3.3.2: its dag_id
+  filter fails on tables without that column (asset_event, deadline, task_reschedule).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class RetentionPlan:
 @dataclass
 class RetentionReport:
     cutoff: datetime
-    pinned: dict[str, datetime]  # DAG -> its own cutoff (a run of it is still unfinished)
+    held_back_by: tuple[str, str, datetime] | None  # the unfinished run that moved the cutoff
     dry_run: bool
     before: dict[str, int] = field(default_factory=dict)
     after: dict[str, int] = field(default_factory=dict)
@@ -81,7 +82,13 @@ class RetentionReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "cutoff": self.cutoff.isoformat(),
-            "pinnedByUnfinishedRuns": {d: c.isoformat() for d, c in sorted(self.pinned.items())},
+            "heldBackBy": None
+            if self.held_back_by is None
+            else {
+                "dagId": self.held_back_by[0],
+                "runId": self.held_back_by[1],
+                "startDate": self.held_back_by[2].isoformat(),
+            },
             "dryRun": self.dry_run,
             "before": self.before,
             "after": self.after,
@@ -97,17 +104,17 @@ def pgoptions(plan: RetentionPlan, existing: str = "") -> str:
     return f"{existing} {timeouts}".strip()
 
 
-def pinned_dags(conn: sa.Connection, cutoff: datetime) -> dict[str, datetime]:
-    """DAGs with a run still unfinished that started before `cutoff`: the cutoff of their own
-    pass (one second before that run's start)."""
-    rows = conn.execute(
+def held_back_by(conn: sa.Connection, cutoff: datetime) -> tuple[str, str, datetime] | None:
+    """The oldest DAG run still queued or running that started before `cutoff`: (dag_id,
+    run_id, start), or None."""
+    row = conn.execute(
         sa.text(
-            "SELECT dag_id, min(start_date) FROM dag_run "
-            "WHERE state IN :states AND start_date <= :cutoff GROUP BY dag_id"
+            "SELECT dag_id, run_id, start_date FROM dag_run "
+            "WHERE state IN :states AND start_date <= :cutoff ORDER BY start_date LIMIT 1"
         ).bindparams(sa.bindparam("states", expanding=True)),
         {"states": list(UNFINISHED_RUN_STATES), "cutoff": cutoff},
-    ).all()
-    return {dag_id: start - timedelta(seconds=1) for dag_id, start in rows}
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def row_counts(conn: sa.Connection, tables: Sequence[str] = REPORTED_TABLES) -> dict[str, int]:
@@ -119,19 +126,9 @@ def row_counts(conn: sa.Connection, tables: Sequence[str] = REPORTED_TABLES) -> 
     }
 
 
-def clean_command(
-    plan: RetentionPlan,
-    cutoff: datetime,
-    airflow: str = "airflow",
-    dag_ids: Sequence[str] = (),
-    exclude_dag_ids: Sequence[str] = (),
-) -> list[str]:
+def clean_command(plan: RetentionPlan, cutoff: datetime, airflow: str = "airflow") -> list[str]:
     argv = [airflow, "db", "clean", "--clean-before-timestamp", cutoff.isoformat(), "--yes"]
     argv.append("--error-on-cleanup-failure")
-    if dag_ids:
-        argv += ["--dag-ids", ",".join(dag_ids)]
-    if exclude_dag_ids:
-        argv += ["--exclude-dag-ids", ",".join(exclude_dag_ids)]
     if plan.tables:
         argv += ["--tables", ",".join(plan.tables)]
     if plan.skip_archive:
@@ -185,13 +182,13 @@ def _clean(
     lock: sa.Connection, plan: RetentionPlan, env: dict[str, str], now: datetime, airflow: str
 ) -> RetentionReport:
     cutoff = now - timedelta(days=plan.retention_days)
-    pinned = pinned_dags(lock, cutoff)
-    report = RetentionReport(cutoff, pinned, plan.dry_run, before=row_counts(lock))
+    held = held_back_by(lock, cutoff)
+    if held is not None:
+        cutoff = held[2] - timedelta(seconds=1)
+    report = RetentionReport(cutoff, held, plan.dry_run, before=row_counts(lock))
     lock.commit()
     budget = plan.statement_timeout_seconds * 4 + 300
-    _airflow(clean_command(plan, cutoff, airflow, exclude_dag_ids=sorted(pinned)), env, budget)
-    for dag_id, own_cutoff in sorted(pinned.items()):
-        _airflow(clean_command(plan, own_cutoff, airflow, dag_ids=[dag_id]), env, budget)
+    _airflow(clean_command(plan, cutoff, airflow), env, budget)
     if plan.drop_archives and not plan.dry_run:
         tables = ["--tables", ",".join(plan.tables)] if plan.tables else []
         _airflow([airflow, "db", "drop-archived", "--yes", *tables], env, budget)
