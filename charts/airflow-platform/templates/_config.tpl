@@ -199,7 +199,18 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__PREDEFINED_QUEUES
   value: {{ toJson (dict "default" (dict "url" $v.celery.sqsQueueUrl)) | quote }}
 {{- $task := $v.logging.task }}
-{{- if and $v.logging.cloudwatch.enabled $task.enabled }}
+{{- if and $task.enabled (eq $task.destination "s3") }}
+{{- /* Credentials from the pod's role (IRSA): no Airflow connection. With a KMS key the bucket's
+default SSE-KMS encryption applies; encrypt_s3_logs would force SSE-S3 over it. */}}
+- name: AIRFLOW__LOGGING__REMOTE_LOGGING
+  value: "True"
+- name: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER
+  value: {{ printf "s3://%s/%s" $task.s3.bucket $task.s3.prefix | trimSuffix "/" | quote }}
+- name: AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID
+  value: ""
+- name: AIRFLOW__LOGGING__ENCRYPT_S3_LOGS
+  value: {{ ternary "False" "True" (ne $task.s3.kmsKeyId "") | quote }}
+{{- else if and $v.logging.cloudwatch.enabled $task.enabled }}
 - name: AIRFLOW__LOGGING__REMOTE_LOGGING
   value: "True"
 - name: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER

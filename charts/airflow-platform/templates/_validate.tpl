@@ -36,7 +36,7 @@ the environment class, fields required together). Each failure names the field a
 {{- if gt (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas) }}
 {{- fail (printf "\napiServer.minReplicas (%d) is greater than apiServer.maxReplicas (%d): raise apiServer.maxReplicas or lower apiServer.minReplicas." (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas)) }}
 {{- end }}
-{{- if and $v.logging.cloudwatch.enabled $v.logging.task.enabled (not (include "airflow-platform.accountId" .)) }}
+{{- if and $v.logging.cloudwatch.enabled $v.logging.task.enabled (eq $v.logging.task.destination "cloudwatch") (not (include "airflow-platform.accountId" .)) }}
 {{- fail "\nlogging.cloudwatch.enabled needs the AWS account id for the Task log group ARN: set aws.accountId or executionRoleArn." }}
 {{- end }}
 {{- if $v.pgbouncer.enabled }}
