@@ -3,7 +3,9 @@ seeded history: `airflow db clean` runs for real."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from embedded_pg import EmbeddedPostgres, migrate_airflow_db
 
+from airflow_platform.local.state import StateDir
 from airflow_platform.ops.retention import (
     LOCK_KEY,
     RetentionBusy,
@@ -175,3 +178,20 @@ def test_a_locked_table_fails_the_run_after_the_lock_timeout(airflow_db, seeded)
     # Bounded by lock_timeout, not by the holder (which never lets go during the run).
     assert time.monotonic() - started < 120
     assert _count(url, "log") == 10
+
+
+def test_local_retention_runs_with_the_local_schedulers_environment(airflow_db, seeded, tmp_path):
+    """`airflow-platform local retention` takes the database and configuration from the local
+    platform's launch records (here written as `local up` writes them)."""
+    url, env = airflow_db
+    state = StateDir.at(tmp_path / "state")
+    scheduler_env = {k: env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")}
+    state.save({"launch": {"scheduler-1": {"component": "scheduler", "env": scheduler_env}}})
+    cli = Path(sys.executable).parent / "airflow-platform"
+    argv = [str(cli), "local", "retention", "--state-dir", str(tmp_path / "state"), "--dry-run"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["dryRun"] is True and report["before"]["dag_run"] == 10
+    assert report["heldBackBy"]["dagId"] == "long"
+    assert len(_runs(url)) == 10
