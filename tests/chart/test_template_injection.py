@@ -66,6 +66,8 @@ FEATURES: dict[str, Any] = {
         "aws": {"configPrefix": "airflow/config"},
     },
     "tags": {"team": "data"},
+    # The Vault backend needs its network peer when NetworkPolicies are on.
+    "networkPolicy": {"vaultTo": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
 }
 # The AWS Secrets Manager backend renders its own values (the vault ones then rest).
 FEATURES_AWS = deep_merge(FEATURES, {"secretsBackend": {"type": "aws"}})
