@@ -70,7 +70,19 @@ FEATURES: dict[str, Any] = {
     "networkPolicy": {"vaultTo": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
 }
 # The AWS Secrets Manager backend renders its own values (the vault ones then rest).
-FEATURES_AWS = deep_merge(FEATURES, {"secretsBackend": {"type": "aws"}})
+# The AWS base also runs the statsd_exporter with its monitors and the pre-upgrade snapshot.
+FEATURES_AWS = deep_merge(
+    FEATURES,
+    {
+        "secretsBackend": {"type": "aws"},
+        "metrics": {
+            "statsd": {"host": ""},
+            "statsdExporter": {"enabled": True},
+            "serviceMonitor": {"enabled": True},
+        },
+        "snapshot": {"enabled": True, "dbClusterIdentifier": "airflow-aurora"},
+    },
+)
 
 # Helm's reserved `global` is free-form and unused by this chart: nothing to render.
 NOT_RENDERED = {("global",)}
