@@ -121,9 +121,9 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["secretsBackend.vault.url is required"],
     ),
     (
-        "pgbouncer without its Secrets",
+        "pgbouncer without its connection Secret",
         {"pgbouncer": {"enabled": True}},
-        ["pgbouncer.configSecret is required"],
+        ["pgbouncer.connectionSecret.secretName is required"],
     ),
     (
         "cloudwatch without an account",

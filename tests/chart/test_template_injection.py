@@ -65,26 +65,27 @@ FEATURES: dict[str, Any] = {
         "vault": {"url": "https://vault.example:8200", "role": "airflow", "configPath": "c"},
         "aws": {"configPrefix": "airflow/config"},
     },
+    "tags": {"team": "data"},
+    # The Vault backend needs its network peer when NetworkPolicies are on.
     "database": {"resultBackendSecret": {"existingSecret": "airflow-results"}},
     "networkPolicy": {
         "database": {"cidrs": ["10.0.16.0/20"]},
-        "vaultTo": [{"ipBlock": {"cidr": "10.0.32.0/24"}}],
+        "vaultTo": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
     },
-    "snapshot": {"enabled": True, "dbClusterIdentifier": "airflow-db"},
     "canary": {"enabled": True},
-    "tags": {"team": "data"},
 }
 # The AWS Secrets Manager backend renders its own values (the vault ones then rest).
-FEATURES_AWS = deep_merge(FEATURES, {"secretsBackend": {"type": "aws"}})
-# The release's own statsd_exporter and its monitors replace the external StatsD host.
-FEATURES_EXPORTER = deep_merge(
+# The AWS base also runs the statsd_exporter with its monitors and the pre-upgrade snapshot.
+FEATURES_AWS = deep_merge(
     FEATURES,
     {
+        "secretsBackend": {"type": "aws"},
         "metrics": {
             "statsd": {"host": ""},
             "statsdExporter": {"enabled": True},
             "serviceMonitor": {"enabled": True},
-        }
+        },
+        "snapshot": {"enabled": True, "dbClusterIdentifier": "airflow-aurora"},
     },
 )
 
@@ -120,7 +121,12 @@ def _sample(schema: dict[str, Any]) -> Any:
     schema = _resolve(schema)
     if "enum" in schema:
         return schema["enum"][0]
-    return "probe" if "string" in _types(schema) else {}
+    types = _types(schema)
+    if "integer" in types:
+        return max(1, schema.get("minimum", 1))
+    if "array" in types:
+        return []
+    return "probe" if "string" in types else {}
 
 
 Path = tuple[Any, ...]
@@ -286,7 +292,7 @@ def _check_rendered(render, cases, payloads: list[str]) -> list[str]:
     and reach a manifest with some base. A failing batch is split until the culprits show."""
     values = _batch(cases, payloads)
     carried: set[int] = set()
-    for base in (FEATURES, FEATURES_AWS, FEATURES_EXPORTER):
+    for base in (FEATURES, FEATURES_AWS):
         try:
             rendering = render(deep_merge(base, values))
         except HelmError as error:
@@ -301,11 +307,14 @@ def _check_rendered(render, cases, payloads: list[str]) -> list[str]:
                 return [f"{_id(cases[0][0])}: {'; '.join(sorted(set(problems)))}"]
             return _split(render, cases, payloads)
         carried |= seen
+    missing = [index for index in range(len(cases)) if index not in carried]
+    if missing and len(cases) > 1:
+        # A value can hide another of the same batch (a component's own lifecycle replaces
+        # airflowPods.lifecycle): retry in halves until each is rendered alone.
+        return _split(render, cases, payloads)
     return [
-        f"{_id(case[0])}: its payload reached no manifest with any base (turn on in "
-        "FEATURES what renders this value)"
-        for index, case in enumerate(cases)
-        if index not in carried
+        f"{_id(cases[index][0])}: its payload reached no manifest with any base"
+        for index in missing
     ]
 
 

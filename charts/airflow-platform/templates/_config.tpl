@@ -5,7 +5,7 @@ component. Input of each template: (dict "root" $ "component" "<component>").
 
 {{/* The MWAA log type a component's logs belong to (logging.<type>). */}}
 {{- define "airflow-platform.logType" -}}
-{{- get (dict "scheduler" "scheduler" "triggerer" "scheduler" "migrations" "scheduler" "dag-processor" "dagProcessing" "api-server" "webServer" "execution-api" "webServer" "worker" "worker") .component -}}
+{{- get (dict "scheduler" "scheduler" "triggerer" "scheduler" "migrations" "scheduler" "retention" "scheduler" "dag-processor" "dagProcessing" "api-server" "webServer" "execution-api" "webServer" "worker" "worker") .component -}}
 {{- end -}}
 
 {{/* MWAA's log group name of a log type: airflow-<env>-<Type>. */}}
@@ -53,7 +53,7 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
 -}}
 {{- $cfg = merge $cfg (fromYaml (include "airflow-platform.authConfig" .root)) -}}
 {{- if $v.ingress.host -}}
-{{- $_ := set $cfg "api.base_url" (printf "%s://%s" (ternary "https" "http" (ne $v.ingress.certificateArn "")) $v.ingress.host) -}}
+{{- $_ := set $cfg "api.base_url" (printf "%s://%s" (ternary "https" "http" (or (ne $v.ingress.certificateArn "") (ne $v.ingress.tls.secretName ""))) $v.ingress.host) -}}
 {{- end -}}
 {{- with fromYaml (include "airflow-platform.secretsBackend" .root) -}}
 {{- $_ := set $cfg "secrets.backend" .backend -}}
@@ -82,7 +82,7 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
 {{/* The connection Airflow uses: through PgBouncer when it runs (never for migrations). */}}
 {{- define "airflow-platform.databaseSecret" -}}
 {{- $v := .root.Values -}}
-{{- if and $v.pgbouncer.enabled (ne .component "migrations") -}}
+{{- if and $v.pgbouncer.enabled (not (has .component (list "migrations" "retention"))) -}}
 {{- toJson (list $v.pgbouncer.connectionSecret.secretName $v.pgbouncer.connectionSecret.key) -}}
 {{- else -}}
 {{- toJson (list $v.database.existingSecret $v.database.secretKey) -}}
@@ -108,6 +108,7 @@ another component (wait-for-migrations: that of migrations).
   "worker" (list "resultBackend")
   "log-server" (list "apiSecretKey")
   "migrations" (list "database")
+  "retention" (list "database")
 ) (.secretsOf | default .component)) -}}
 {{- end -}}
 
@@ -193,7 +194,18 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__PREDEFINED_QUEUES
   value: {{ toJson (dict "default" (dict "url" $v.celery.sqsQueueUrl)) | quote }}
 {{- $task := $v.logging.task }}
-{{- if and $v.logging.cloudwatch.enabled $task.enabled }}
+{{- if and $task.enabled (eq $task.destination "s3") }}
+{{- /* Credentials from the pod's role (IRSA): no Airflow connection. With a KMS key the bucket's
+default SSE-KMS encryption applies; encrypt_s3_logs would force SSE-S3 over it. */}}
+- name: AIRFLOW__LOGGING__REMOTE_LOGGING
+  value: "True"
+- name: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER
+  value: {{ printf "s3://%s/%s" $task.s3.bucket $task.s3.prefix | trimSuffix "/" | quote }}
+- name: AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID
+  value: ""
+- name: AIRFLOW__LOGGING__ENCRYPT_S3_LOGS
+  value: {{ ternary "False" "True" (ne $task.s3.kmsKeyId "") | quote }}
+{{- else if and $v.logging.cloudwatch.enabled $task.enabled }}
 - name: AIRFLOW__LOGGING__REMOTE_LOGGING
   value: "True"
 - name: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER

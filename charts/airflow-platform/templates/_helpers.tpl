@@ -82,16 +82,17 @@ metadata:
 
 {{/*
 MWAA environment classes (MWAA documentation): tasks per worker and the vCPU/memory of the
-scheduler, worker and webserver. mw1.micro runs scheduler and worker in one MWAA
+scheduler, worker and webserver; plus this chart's PgBouncer pool per class (server connections
+per PgBouncer pod, client connections it accepts), the only place those sizes are written. mw1.micro runs scheduler and worker in one MWAA
 container; here each gets the 1 vCPU / 3 GB size.
 */}}
 {{- define "airflow-platform.classes" -}}
-mw1.micro:   {tasks: 3,  scheduler: {cpu: "1", memory: 3Gi},   worker: {cpu: "1", memory: 3Gi},   webserver: {cpu: "1", memory: 3Gi}}
-mw1.small:   {tasks: 5,  scheduler: {cpu: "1", memory: 2Gi},   worker: {cpu: "1", memory: 2Gi},   webserver: {cpu: "1", memory: 2Gi}}
-mw1.medium:  {tasks: 10, scheduler: {cpu: "2", memory: 4Gi},   worker: {cpu: "2", memory: 4Gi},   webserver: {cpu: "1", memory: 2Gi}}
-mw1.large:   {tasks: 20, scheduler: {cpu: "4", memory: 8Gi},   worker: {cpu: "4", memory: 8Gi},   webserver: {cpu: "2", memory: 4Gi}}
-mw1.xlarge:  {tasks: 40, scheduler: {cpu: "8", memory: 24Gi},  worker: {cpu: "8", memory: 24Gi},  webserver: {cpu: "4", memory: 12Gi}}
-mw1.2xlarge: {tasks: 80, scheduler: {cpu: "16", memory: 48Gi}, worker: {cpu: "16", memory: 48Gi}, webserver: {cpu: "8", memory: 24Gi}}
+mw1.micro:   {tasks: 3,  scheduler: {cpu: "1", memory: 3Gi},   worker: {cpu: "1", memory: 3Gi},   webserver: {cpu: "1", memory: 3Gi}, pgbouncer: {pool: 10, clients: 200}}
+mw1.small:   {tasks: 5,  scheduler: {cpu: "1", memory: 2Gi},   worker: {cpu: "1", memory: 2Gi},   webserver: {cpu: "1", memory: 2Gi}, pgbouncer: {pool: 20, clients: 500}}
+mw1.medium:  {tasks: 10, scheduler: {cpu: "2", memory: 4Gi},   worker: {cpu: "2", memory: 4Gi},   webserver: {cpu: "1", memory: 2Gi}, pgbouncer: {pool: 40, clients: 1000}}
+mw1.large:   {tasks: 20, scheduler: {cpu: "4", memory: 8Gi},   worker: {cpu: "4", memory: 8Gi},   webserver: {cpu: "2", memory: 4Gi}, pgbouncer: {pool: 80, clients: 2000}}
+mw1.xlarge:  {tasks: 40, scheduler: {cpu: "8", memory: 24Gi},  worker: {cpu: "8", memory: 24Gi},  webserver: {cpu: "4", memory: 12Gi}, pgbouncer: {pool: 120, clients: 3000}}
+mw1.2xlarge: {tasks: 80, scheduler: {cpu: "16", memory: 48Gi}, worker: {cpu: "16", memory: 48Gi}, webserver: {cpu: "8", memory: 24Gi}, pgbouncer: {pool: 200, clients: 5000}}
 {{- end -}}
 
 {{- define "airflow-platform.class" -}}

@@ -82,11 +82,58 @@ Input: (dict "root" $ "component" name). */}}
 {{- end }}
 {{- end -}}
 
+{{/*
+The escape hatches of a component's pod: airflowPods first, then the component's own keys
+(lists appended, an extraEnv name set in both taken from the component, podLabels merged,
+priorityClassName, topologySpreadConstraints and lifecycle replaced). Jobs (migrations) take
+env, volumes, labels and priority only: a sidecar would keep a Job from ever completing.
+Input: (dict "root" $ "component" x). Output: YAML.
+*/}}
+{{- define "airflow-platform.podExtras" -}}
+{{- $global := .root.Values.airflowPods -}}
+{{- $own := fromYaml (include "airflow-platform.componentValues" .) -}}
+{{- $isJob := eq .component "migrations" -}}
+{{- $out := dict -}}
+{{- $env := list -}}
+{{- $ownEnv := dict -}}
+{{- range ($own.extraEnv | default list) }}{{ $_ := set $ownEnv .name true }}{{ end -}}
+{{- range ($global.extraEnv | default list) }}{{ if not (hasKey $ownEnv .name) }}{{ $env = append $env . }}{{ end }}{{ end -}}
+{{- $_ := set $out "extraEnv" (concat $env ($own.extraEnv | default list)) -}}
+{{- range $k := list "extraEnvFrom" "extraVolumes" "extraVolumeMounts" "extraContainers" "extraInitContainers" }}
+{{- if not (and $isJob (has $k (list "extraContainers" "extraInitContainers"))) }}
+{{- $_ := set $out $k (concat (get $global $k | default list) (get $own $k | default list)) }}
+{{- end }}
+{{- end -}}
+{{- $_ := set $out "podLabels" (merge (dict) ($own.podLabels | default dict) ($global.podLabels | default dict)) -}}
+{{- $_ := set $out "priorityClassName" ($own.priorityClassName | default $global.priorityClassName) -}}
+{{- if not $isJob -}}
+{{- $_ := set $out "topologySpreadConstraints" ($own.topologySpreadConstraints | default $global.topologySpreadConstraints) -}}
+{{- $_ := set $out "lifecycle" ($own.lifecycle | default $global.lifecycle) -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Containers added by users: the restricted security context (their own only with
+airflowPods.extraContainersSecurityContext=own) and an ephemeral-storage request and limit.
+Input: (dict "root" $ "containers" list). */}}
+{{- define "airflow-platform.extraContainers" -}}
+{{- $root := .root -}}
+{{- range .containers }}
+{{- $c := deepCopy . }}
+{{- if or (ne $root.Values.airflowPods.extraContainersSecurityContext "own") (not $c.securityContext) }}
+{{- $_ := set $c "securityContext" (fromYaml (include "airflow-platform.containerSecurityContext" $root)) }}
+{{- end }}
+{{- $_ := set $c "resources" (fromYaml (include "airflow-platform.withEphemeralStorage" (dict "resources" $c.resources "storage" $root.Values.ephemeralStorage.containers.small))) }}
+- {{ toYaml $c | nindent 2 | trim }}
+{{- end }}
+{{- end -}}
+
 {{- define "airflow-platform.pod" -}}
 {{- $root := .root -}}
 {{- $v := $root.Values -}}
 {{- $spec := .spec -}}
 {{- $own := fromYaml (include "airflow-platform.componentValues" .) -}}
+{{- $extra := fromYaml (include "airflow-platform.podExtras" .) -}}
 {{- $dagsync := ternary $spec.dagsync true (hasKey $spec "dagsync") -}}
 {{- $waitForMigrations := ternary $spec.waitForMigrations true (hasKey $spec "waitForMigrations") -}}
 {{- $isJob := eq ($spec.restartPolicy | default "Always") "Never" -}}
@@ -100,6 +147,9 @@ Input: (dict "root" $ "component" name). */}}
 metadata:
   labels:
     {{- include "airflow-platform.labels" . | nindent 4 }}
+    {{- with $extra.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   annotations:
     {{- toYaml (merge (dict) ($own.podAnnotations | default dict) $annotations) | nindent 4 }}
 spec:
@@ -117,7 +167,17 @@ spec:
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if not $isJob }}
+  {{- with $extra.priorityClassName }}
+  priorityClassName: {{ . | quote }}
+  {{- end }}
+  {{- if $extra.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- range $extra.topologySpreadConstraints }}
+    {{- /* Without a selector a constraint counts no pod: it spreads this component's. */}}
+    {{- $tsc := merge (dict) . (dict "labelSelector" (dict "matchLabels" (fromYaml (include "airflow-platform.selectorLabels" $)))) }}
+    - {{ toYaml $tsc | nindent 6 | trim }}
+    {{- end }}
+  {{- else if not $isJob }}
   topologySpreadConstraints:
     {{- range list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
     - maxSkew: 1
@@ -140,7 +200,7 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if or $dagsync $waitForMigrations $spec.extraInitContainers }}
+  {{- if or $dagsync $waitForMigrations $spec.extraInitContainers $extra.extraInitContainers }}
   initContainers:
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" true) | nindent 4 }}
@@ -163,6 +223,7 @@ spec:
     {{- with $spec.extraInitContainers }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+    {{- include "airflow-platform.extraContainers" (dict "root" $root "containers" $extra.extraInitContainers) | nindent 4 }}
   {{- end }}
   containers:
     - name: {{ .component }}
@@ -175,6 +236,17 @@ spec:
         {{- with $spec.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+        {{- with $extra.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $extra.extraEnvFrom }}
+      envFrom:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $extra.lifecycle }}
+      lifecycle:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       {{- with $spec.ports }}
       ports:
         {{- toYaml . | nindent 8 }}
@@ -195,12 +267,19 @@ spec:
         {{- with $spec.extraMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+        {{- with $extra.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
     {{- if $dagsync }}
     {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false) | nindent 4 }}
     {{- end }}
+    {{- include "airflow-platform.extraContainers" (dict "root" $root "containers" $extra.extraContainers) | nindent 4 }}
   volumes:
     {{- include "airflow-platform.volumes" $root | nindent 4 }}
     {{- with $spec.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- with $extra.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end -}}

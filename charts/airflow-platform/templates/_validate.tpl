@@ -36,18 +36,16 @@ the environment class, fields required together). Each failure names the field a
 {{- if gt (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas) }}
 {{- fail (printf "\napiServer.minReplicas (%d) is greater than apiServer.maxReplicas (%d): raise apiServer.maxReplicas or lower apiServer.minReplicas." (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas)) }}
 {{- end }}
-{{- if and $v.logging.cloudwatch.enabled $v.logging.task.enabled (not (include "airflow-platform.accountId" .)) }}
+{{- if and $v.logging.cloudwatch.enabled $v.logging.task.enabled (eq $v.logging.task.destination "cloudwatch") (not (include "airflow-platform.accountId" .)) }}
 {{- fail "\nlogging.cloudwatch.enabled needs the AWS account id for the Task log group ARN: set aws.accountId or executionRoleArn." }}
 {{- end }}
 {{- if $v.pgbouncer.enabled }}
-{{- if not $v.pgbouncer.configSecret }}
-{{- fail "\npgbouncer.configSecret is required with pgbouncer.enabled: set it to an existing Secret holding pgbouncer.ini and userlist.txt." }}
-{{- end }}
 {{- if not $v.pgbouncer.connectionSecret.secretName }}
 {{- fail "\npgbouncer.connectionSecret.secretName is required with pgbouncer.enabled: set it to an existing Secret holding the SQLAlchemy URL through PgBouncer." }}
 {{- end }}
 {{- end }}
 {{- include "airflow-platform.validateConfigOptions" . }}
+{{- include "airflow-platform.validateEscapeHatches" . }}
 {{- if eq $v.secretsBackend.type "vault" }}
 {{- if not $v.secretsBackend.vault.url }}
 {{- fail "\nsecretsBackend.vault.url is required with secretsBackend.type=vault: set it to the Vault address (https://vault.example:8200)." }}
@@ -130,6 +128,80 @@ owned by the platform and cannot be set ({{ .why }}); remove it{{ if $fix }}, an
 {{- $refused := include "airflow-platform.configRefusal" (dict "rules" $rules "key" $key) }}
 {{- if $refused }}
 {{- fail (printf "\nairflowConfigurationSecrets[%q] is %s." $key $refused) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+
+{{/*
+Why an environment variable of extraEnv may not be set: "" when it may. The chart's own
+variables (whatever any component renders), the startup-protected names, and AIRFLOW__S__K of an
+option the config rules refuse or that holds a credential.
+Input: (dict "root" $ "name" NAME "owned" (dict NAME true ...)).
+*/}}
+{{- define "airflow-platform.envRefusal" -}}
+{{- $name := .name -}}
+{{- $rules := .root.Files.Get "files/config-rules.json" | fromJson -}}
+{{- $key := "" -}}
+{{- if regexMatch "^AIRFLOW__[A-Za-z0-9_]+__[A-Za-z0-9_]+$" $name -}}
+{{- $key = regexReplaceAll "^AIRFLOW__([A-Za-z0-9_]+?)__" $name "${1}." | lower -}}
+{{- end -}}
+{{- $refused := "" -}}
+{{- if $key }}{{ $refused = include "airflow-platform.configRefusal" (dict "rules" $rules "key" $key) }}{{ end -}}
+{{- if $refused -}}
+the option {{ $key }}, {{ $refused }}
+{{- else if hasKey .owned $name -}}
+set by the chart and cannot be overridden{{ if $key }}: set the option through airflowConfigurationOptions[{{ $key | quote }}] (or airflowConfigurationSecrets) instead{{ end }}
+{{- else if or (has $name (list "AIRFLOW_VERSION" "MWAA_AIRFLOW_COMPONENT" "PYTHONPATH" "PYTHONHOME")) (hasPrefix "MWAA__" $name) (hasPrefix "AIRFLOW_PLATFORM_" $name) -}}
+set by the platform image and bootstrap, and cannot be overridden
+{{- else if has $name (list "AWS_ROLE_ARN" "AWS_WEB_IDENTITY_TOKEN_FILE" "AWS_CONTAINER_CREDENTIALS_FULL_URI" "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") -}}
+the pod's AWS identity: remove it and set <component>.serviceAccount.roleArn or executionRoleArn instead
+{{- else if and $key (regexMatch $rules.sensitiveName (regexReplaceAll "^[^.]*[.]" $key "")) (not (regexMatch $rules.fileName $key)) -}}
+the option {{ $key }}, which holds a credential: remove it and set airflowConfigurationSecrets: {{ printf "{%q: {secretName: ..., key: ...}}" $key }}
+{{- end -}}
+{{- end -}}
+
+{{/* extraEnv, extraVolumes and extraContainers of airflowPods and every component. */}}
+{{- define "airflow-platform.validateEscapeHatches" -}}
+{{- $root := . -}}
+{{- $owned := dict -}}
+{{- $volumes := dict -}}
+{{- range $component := list "scheduler" "dag-processor" "triggerer" "api-server" "execution-api" "worker" "migrations" }}
+{{- range fromYamlArray (include "airflow-platform.env" (dict "root" $root "component" $component)) }}{{ $_ := set $owned .name true }}{{ end }}
+{{- end }}
+{{- range fromYamlArray (include "airflow-platform.volumes" $root) }}{{ $_ := set $volumes .name true }}{{ end }}
+{{- $sources := dict "airflowPods" .Values.airflowPods -}}
+{{- range $component := list "scheduler" "dagProcessor" "triggerer" "apiServer" "executionApi" "workers" "migrations" }}
+{{- $_ := set $sources $component (get $root.Values $component) }}
+{{- end }}
+{{- range $where, $src := $sources }}
+{{- range $i, $e := $src.extraEnv | default list }}
+{{- $why := include "airflow-platform.envRefusal" (dict "root" $root "name" $e.name "owned" $owned) }}
+{{- if $why }}
+{{- fail (printf "\n%s.extraEnv[%d] %s is %s." $where $i $e.name $why) }}
+{{- end }}
+{{- if and $e.value (regexMatch (fromJson ($root.Files.Get "files/config-rules.json")).credentialUrl $e.value) }}
+{{- fail (printf "\n%s.extraEnv[%d] %s is a URL with a password, which is never rendered as a plain value: take it from a Secret (valueFrom.secretKeyRef)." $where $i $e.name) }}
+{{- end }}
+{{- end }}
+{{- range $label, $_ := $src.podLabels | default dict }}
+{{- if regexMatch "^(app[.]kubernetes[.]io|helm[.]sh)/" $label }}
+{{- fail (printf "\n%s.podLabels[%q] is a label the chart sets (its selectors rely on it): remove it; choose a key outside app.kubernetes.io/ and helm.sh/." $where $label) }}
+{{- end }}
+{{- end }}
+{{- range $i, $vol := $src.extraVolumes | default list }}
+{{- if hasKey $volumes $vol.name }}
+{{- fail (printf "\n%s.extraVolumes[%d] is named %q, a volume of the chart's own: choose another name." $where $i $vol.name) }}
+{{- end }}
+{{- end }}
+{{- if ne $root.Values.airflowPods.extraContainersSecurityContext "own" }}
+{{- range $list := list "extraContainers" "extraInitContainers" }}
+{{- range $i, $c := get $src $list | default list }}
+{{- if $c.securityContext }}
+{{- fail (printf "\n%s.%s[%d] (%s) sets a securityContext: added containers run with the chart's restricted one; remove it, or set airflowPods.extraContainersSecurityContext=own to use the container's own." $where $list $i $c.name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}

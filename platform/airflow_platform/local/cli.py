@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -173,6 +174,38 @@ def drain(
         _fail(console, exc)
         return
     console.print(f"{worker}: SIGTERM sent to pid {pid}; it exits once its running tasks end")
+
+
+@local_app.command()
+def retention(
+    state_dir: StateOpt = Path(".local-state"),
+    retention_days: Annotated[int, typer.Option("--retention-days", min=30, max=730)] = 60,
+    tables: Annotated[str, typer.Option("--tables", help='Comma-separated; "" = all.')] = "",
+    skip_archive: Annotated[bool, typer.Option("--skip-archive/--keep-archive")] = True,
+    drop_archives: Annotated[bool, typer.Option("--drop-archives")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    lock_timeout: Annotated[int, typer.Option("--lock-timeout", min=1)] = 10,
+    statement_timeout: Annotated[int, typer.Option("--statement-timeout", min=1)] = 600,
+) -> None:
+    """Run the retention CronJob's job now against the local platform's database (the
+    scheduler's environment); prints row counts before and after as JSON."""
+    from airflow_platform.ops.cli import print_retention, retention_plan
+
+    console, platform = _platform(state_dir)
+    env = platform.airflow_env()
+    if env is None:
+        _fail(console, RuntimeError(f"no local platform in {state_dir}: run `local up` first"))
+        return
+    plan = retention_plan(
+        retention_days,
+        tables,
+        skip_archive,
+        drop_archives,
+        dry_run,
+        lock_timeout,
+        statement_timeout,
+    )
+    print_retention(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], plan, env={**os.environ, **env})
 
 
 def register(app: typer.Typer) -> None:

@@ -785,6 +785,15 @@ class LocalPlatform:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
         return self.sup.kill(name, sig)
 
+    def airflow_env(self) -> dict[str, str] | None:
+        """The environment the local scheduler runs with (its Airflow configuration and
+        database URL), as the chart renders it; None before `up`."""
+        launch = self.state.load().get("launch", {})
+        for record in launch.values():
+            if record.get("component") == "scheduler":
+                return dict(record["env"])
+        return None
+
     def workers(self) -> dict[str, dict[str, Any]]:
         """Worker processes now: pid, alive, draining, Airflow hostname."""
         data = self.state.load()

@@ -368,6 +368,112 @@ def _environment_of(snapshot: str) -> str:
     )
 
 
+RetentionDaysOpt = Annotated[
+    int, typer.Option("--retention-days", min=30, max=730, help="Keep this many days of history.")
+]
+TablesOpt = Annotated[
+    str, typer.Option("--tables", help='Comma-separated tables to clean; "" = all.')
+]
+SkipArchiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-archive/--keep-archive", help="Delete without archive tables (or keep them)."
+    ),
+]
+DropArchivesOpt = Annotated[
+    bool, typer.Option("--drop-archives", help="Then drop the archive tables of earlier runs.")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")]
+LockTimeoutOpt = Annotated[
+    int, typer.Option("--lock-timeout", min=1, help="Seconds a statement waits for a lock.")
+]
+StatementTimeoutOpt = Annotated[
+    int, typer.Option("--statement-timeout", min=1, help="Longest statement, in seconds.")
+]
+
+
+def retention_plan(
+    retention_days: int,
+    tables: str,
+    skip_archive: bool,
+    drop_archives: bool,
+    dry_run: bool,
+    lock_timeout: int,
+    statement_timeout: int,
+):
+    from airflow_platform.ops.retention import RetentionPlan
+
+    return RetentionPlan(
+        retention_days=retention_days,
+        tables=tuple(t.strip() for t in tables.split(",") if t.strip()),
+        skip_archive=skip_archive,
+        drop_archives=drop_archives,
+        dry_run=dry_run,
+        lock_timeout_seconds=lock_timeout,
+        statement_timeout_seconds=statement_timeout,
+    )
+
+
+def print_retention(database_url: str, plan, env: dict[str, str] | None = None) -> None:
+    """Run retention and print its report (row counts before/after) as one JSON line."""
+    from airflow_platform.ops.retention import RetentionBusy, RetentionError, run_retention
+
+    try:
+        report = run_retention(database_url, plan, env=env)
+    except RetentionBusy as exc:
+        typer.echo(json.dumps({"skipped": str(exc)}))
+        return
+    except RetentionError as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(report.as_dict(), sort_keys=True))
+
+
+@ops_app.command()
+def retention(
+    retention_days: RetentionDaysOpt = 60,
+    tables: TablesOpt = "",
+    skip_archive: SkipArchiveOpt = True,
+    drop_archives: DropArchivesOpt = False,
+    dry_run: DryRunOpt = False,
+    lock_timeout: LockTimeoutOpt = 10,
+    statement_timeout: StatementTimeoutOpt = 600,
+) -> None:
+    """Delete metadata older than the retention period with `airflow db clean` (inside an
+    Airflow environment: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN). Never two runs at once."""
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if not url:
+        raise _fail(OpsError("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not set"))
+    plan = retention_plan(
+        retention_days,
+        tables,
+        skip_archive,
+        drop_archives,
+        dry_run,
+        lock_timeout,
+        statement_timeout,
+    )
+    print_retention(url, plan)
+
+
+@ops_app.command("pgbouncer-files", hidden=True)
+def pgbouncer_files(
+    template: Annotated[Path, typer.Option("--template", help="The [pgbouncer] section.")],
+    out: Annotated[Path, typer.Option("--out", help="Where pgbouncer.ini and userlist.txt go.")],
+) -> None:
+    """Write pgbouncer.ini and its auth_file from AIRFLOW_PLATFORM_DATABASE_URL (the PgBouncer
+    pod's init container)."""
+    from airflow_platform.ops.pgbouncer import PgBouncerConfigError, write_runtime_files
+
+    url = os.environ.get("AIRFLOW_PLATFORM_DATABASE_URL", "")
+    if not url:
+        raise _fail(OpsError("AIRFLOW_PLATFORM_DATABASE_URL is not set"))
+    try:
+        paths = write_runtime_files(url, template, out)
+    except PgBouncerConfigError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {', '.join(p.name for p in paths)} to {out}")
+
+
 @ops_app.command(hidden=True)
 def probe() -> None:
     """Print the metadata database's view as JSON (run inside an Airflow environment)."""
