@@ -16,6 +16,7 @@ COLUMNS = {
     "JWT secret": "AIRFLOW__API_AUTH__JWT_SECRET",
     "API secret key": "AIRFLOW__API__SECRET_KEY",
     "Result backend": "AIRFLOW_PLATFORM_RESULT_BACKEND_URL",
+    "OIDC client secret": "AIRFLOW_PLATFORM_OIDC_CLIENT_SECRET",
 }
 # Matrix row -> (workload kind, component, container).
 ROWS = {
@@ -83,8 +84,9 @@ def test_task_code_gets_no_key_that_signs_or_decrypts(render, values_file) -> No
     env = env_of(worker)
     present = [k for k in (*SIGNING_KEYS, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") if k in env]
     assert present == []
-    # No other way in either: no envFrom, no secret volume, no _CMD/_SECRET variants.
-    assert "envFrom" not in worker
+    # No other way in either: no Secret through envFrom (users may add ConfigMaps), no secret
+    # volume, no _CMD/_SECRET variants.
+    assert not any("secretRef" in source for source in worker.get("envFrom", []))
     assert not any(k.endswith(("_CMD", "_SECRET")) and k.startswith("AIRFLOW__") for k in env)
     volumes = pod_spec(render(files=(values_file,)).one("Deployment", "worker"))["volumes"]
     mounted = {m["name"] for m in worker["volumeMounts"]}
