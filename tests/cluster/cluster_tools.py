@@ -103,3 +103,25 @@ class Cluster:
     @property
     def kubeconfig(self) -> Path:
         return self.control_plane.kubeconfig
+
+
+def required_secrets(values: dict) -> dict[str, set[str]]:
+    """The existing Secrets (name -> keys) the chart's values refer to."""
+    needed: dict[str, set[str]] = {}
+    db = values["database"]
+    needed.setdefault(db["existingSecret"], set()).add(db["secretKey"])
+    keda = values.get("kedaDatabase") or {}
+    if keda.get("existingSecret"):
+        needed.setdefault(keda["existingSecret"], set()).add(keda["secretKey"])
+    for ref in values["secrets"].values():
+        if ref.get("secretName"):
+            needed.setdefault(ref["secretName"], set()).add(ref["key"])
+    results = db.get("resultBackendSecret") or {}
+    if results.get("existingSecret"):
+        needed.setdefault(results["existingSecret"], set()).add(results["secretKey"])
+    oidc = (values.get("auth") or {}).get("oidc", {}).get("clientSecret") or {}
+    if values.get("auth", {}).get("manager") == "fab" and oidc.get("existingSecret"):
+        needed.setdefault(oidc["existingSecret"], set()).add(oidc["key"])
+    for ref in (values.get("airflowConfigurationSecrets") or {}).values():
+        needed.setdefault(ref["secretName"], set()).add(ref["key"])
+    return needed

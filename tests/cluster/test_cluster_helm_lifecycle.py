@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cluster_node_agent import ZONE_LABEL, DeclaredExit
-from cluster_tools import REPO, Cluster, Helm
+from cluster_tools import REPO, Cluster, Helm, required_secrets
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -60,20 +60,6 @@ REVISION = "deployment.kubernetes.io/revision"
 # (its Role would go unconfined), as it would on any cluster older than 1.30. The agent's
 # permissions are exercised on this cluster by test_cluster_deletion_cost.py.
 CLUSTER_ARGS = ("--set", "workers.deletionCostAgent.enabled=false")
-
-
-def required_secrets(values: dict) -> dict[str, set[str]]:
-    """The existing Secrets (name -> keys) the chart's values refer to."""
-    needed: dict[str, set[str]] = {}
-    db = values["database"]
-    needed.setdefault(db["existingSecret"], set()).add(db["secretKey"])
-    keda = values.get("kedaDatabase") or {}
-    if keda.get("existingSecret"):
-        needed.setdefault(keda["existingSecret"], set()).add(keda["secretKey"])
-    for ref in values["secrets"].values():
-        if ref.get("secretName"):
-            needed.setdefault(ref["secretName"], set()).add(ref["key"])
-    return needed
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cluster_node_agent import DeclaredExit
-from cluster_tools import REPO, Cluster, Helm
+from cluster_tools import REPO, Cluster, Helm, required_secrets
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -109,16 +109,7 @@ def env(cluster: Cluster, helm: Helm, tmp_path_factory: pytest.TempPathFactory) 
     values = deep_merge(
         yaml.safe_load((CHART / "values.yaml").read_text()), yaml.safe_load(VALUES.read_text())
     )
-    wanted: dict[str, set[str]] = {}
-    wanted.setdefault(values["database"]["existingSecret"], set()).add(
-        values["database"]["secretKey"]
-    )
-    keda = values.get("kedaDatabase") or {}
-    if keda.get("existingSecret"):
-        wanted.setdefault(keda["existingSecret"], set()).add(keda["secretKey"])
-    for ref in values["secrets"].values():
-        if ref.get("secretName"):
-            wanted.setdefault(ref["secretName"], set()).add(ref["key"])
+    wanted = required_secrets(values)
     for name, keys in wanted.items():
         data = {k: secrets.token_urlsafe(24) for k in keys}
         cluster.core.create_namespaced_secret(

@@ -9,10 +9,7 @@ a tampered callback and a wrong password sign no one in. Screenshots go to artif
 
 from __future__ import annotations
 
-import secrets
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,21 +253,7 @@ def test_a_wrong_password_is_refused_at_the_provider(session) -> None:
 def test_a_service_account_gets_an_api_token_with_its_password(platform: LocalPlatform) -> None:
     """Scripts without a browser: a FAB database user (created with Airflow's CLI in the API
     server's environment, as in its pod) posts its password to /auth/token."""
-    launch = platform.state.load()["launch"]
-    api_server = next(v for v in launch.values() if v["component"] == "api-server")
-    name, password = f"svc-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
-    airflow = str(Path(sys.executable).parent / "airflow")
-    user = ["--username", name, "--password", password, "--email", f"{name}@airflow.local"]
-    names = ["--firstname", "Service", "--lastname", "Account"]
-    created = subprocess.run(
-        [airflow, "users", "create", "--role", "Op", *user, *names],
-        env=api_server["env"],
-        cwd=api_server["cwd"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert created.returncode == 0, created.stderr[-2000:]
+    name, password = platform.create_service_account("Op")
     url = platform.api_url()
     answer = httpx.post(f"{url}/auth/token", json={"username": name, "password": password})
     assert answer.status_code == 201, answer.text

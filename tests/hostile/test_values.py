@@ -56,8 +56,8 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "simple-auth-users-extra-admin",
-        {"auth": {"simpleAuthManagerUsers": "admin:admin\nintruder:admin"}},
-        ["at '/auth/simpleAuthManagerUsers'", "does not match pattern"],
+        {"auth": {"manager": "simple", "simple": {"users": "admin:admin\nintruder:admin"}}},
+        ["at '/auth/simple/users'", "does not match pattern"],
     ),
     (
         "sqs-queue-url-newline",

@@ -157,9 +157,11 @@ def test_the_cross_environment_trigger_starts_a_run_through_the_api(platform) ->
     api = platform.api()
     stamp = int(time.time())
     dag_id, remote_run = f"ops_cross_env_{stamp}", f"cross_env_{stamp}"
+    # The other environment signs its client in as a FAB service account (no browser).
+    login, password = platform.create_service_account("Op")
     api.call("POST", "/api/v2/connections", {
         "connection_id": "other_environment", "conn_type": "http", "host": api.base_url,
-        "login": api.username, "password": api.password,
+        "login": login, "password": password,
     }, ok=(201, 409))  # fmt: skip
     api.unpause("example_hello")
     source = textwrap.dedent(f"""

@@ -4,7 +4,7 @@ Each image is tagged with a hash of everything that goes into it, so a tag that 
 an up-to-date cache hit and any change to an input builds anew:
 - base: platform/base-image/{build.sh,Containerfile} and platform/constraints.txt;
 - platform: the base's key, platform/Dockerfile, .dockerignore, pyproject.toml, README.md,
-  platform/constraints.txt and the package source.
+  platform/constraints.txt, the package source and dags/platform.
 Images live in podman's store; the debootstrapped root filesystem (the slow, network-bound
 step) is kept as a tarball in the cache directory ($AIRFLOW_PLATFORM_CACHE, else
 ~/.cache/airflow-platform), keyed on build.sh.
@@ -52,9 +52,11 @@ def _digest(files: list[Path], *extra: str) -> str:
 
 
 def _package_files() -> list[Path]:
+    """The package source and the platform's own DAGs (the image copies both)."""
     return [
         p
-        for p in PACKAGE.rglob("*")
+        for root in (PACKAGE, REPO / "dags" / "platform")
+        for p in sorted(root.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     ]
 

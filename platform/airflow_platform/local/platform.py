@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -769,6 +770,24 @@ class LocalPlatform:
         url = self.api_url()
         password = self.state.secrets()[oidc.password_key(username)]
         return AirflowApi(url, username, password, login=lambda: api_token(url, username, password))
+
+    def create_service_account(self, role: str) -> tuple[str, str]:
+        """A FAB database user for scripts (no browser): created with Airflow's CLI in the API
+        server's environment, as `kubectl exec` into its pod would. Returns (name, password)."""
+        launch = self.state.load()["launch"]
+        api_server = next(v for v in launch.values() if v["component"] == "api-server")
+        name, password = f"svc-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        created = subprocess.run(
+            [airflow, "users", "create", "--role", role, "--username", name,
+             "--password", password, "--email", f"{name}@airflow.local",
+             "--firstname", "Service", "--lastname", "Account"],
+            env=api_server["env"], cwd=api_server["cwd"], capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        if created.returncode != 0:
+            raise PlatformError(f"airflow users create failed: {created.stderr[-2000:]}")
+        return name, password
 
     def stop_component(self, name: str) -> None:
         self.sup.stop(name)

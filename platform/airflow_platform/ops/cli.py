@@ -138,16 +138,28 @@ def token(
     as_json: Annotated[bool, typer.Option("--json", help="Token and expiry as JSON.")] = False,
 ) -> None:
     """Print a REST API token (Authorization: Bearer ...). The password comes from
-    AIRFLOW_PLATFORM_API_PASSWORD (or, with --local, the platform's admin password)."""
+    AIRFLOW_PLATFORM_API_PASSWORD; with --local, the user signs in through the local OpenID
+    Connect provider with its seeded password."""
     from airflow_platform.ops.token import token_from_url, token_through_cluster
 
     try:
         if local:
+            from airflow_platform.local.oidc_login import SignInRefused, api_token
             from airflow_platform.ops.local_source import _platform
+            from airflow_platform.ops.token import Token, expiry
 
             platform = _platform(state_dir)
-            api = platform.api()
-            found = token_from_url(api_url or api.base_url, username, api.password)
+            try:
+                api = platform.api(username)
+            except KeyError:
+                raise OpsError(f"{username!r} is not a user of the local platform "
+                               "(admin, op, user, viewer)") from None  # fmt: skip
+            # The local users sign in through the OpenID Connect provider, as a browser does.
+            try:
+                access = api_token(api_url or api.base_url, username, api.password)
+            except SignInRefused as exc:
+                raise OpsError(f"sign-in as {username!r} refused: {exc}") from None
+            found = Token(access, expiry(access))
         else:
             password = os.environ.get("AIRFLOW_PLATFORM_API_PASSWORD")
             if not password:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_platform.local.platform import INFRA  # the embedded services hibernation keeps
 from airflow_platform.ops.errors import OpsError
 from airflow_platform.ops.model import (
     Component,
@@ -26,7 +27,6 @@ from airflow_platform.ops.model import (
     derive_status,
 )
 
-INFRA = ("postgres", "moto", "openbao")
 NOT_COMPONENTS = (*INFRA, "watchdog", "autoscaler")
 
 
