@@ -12,6 +12,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -40,7 +41,6 @@ from airflow_platform.procs import free_port
 REPO = Path(__file__).resolve().parents[2]
 VALUES = Path(__file__).with_name("values-containers.yaml")
 RELEASE = "airflow"
-SIMPLE_AUTH_PASSWORDS = "/tmp/simple_auth_manager_passwords.json"
 
 
 class StackError(RuntimeError):
@@ -86,6 +86,7 @@ class Stack:
     secrets: list[str] = field(default_factory=list)
     configmap_files: list[Path] = field(default_factory=list)
     bucket: str = ""
+    admin_password: str = ""  # the API server's SimpleAuthManager admin (values-containers.yaml)
     timings: dict[str, float] = field(default_factory=dict)
     _lock: Any = None
 
@@ -133,8 +134,10 @@ class Stack:
         )  # fmt: skip
         aws = services.seed_aws(moto_endpoint)
         self.bucket = aws.bucket
+        self.admin_password = secrets.token_urlsafe(16)
         return {
             **generated,
+            "passwords.json": json.dumps({"admin": self.admin_password}),
             "connection": database_url,
             "celery.sqsQueueUrl": aws.celery_queue_url,
             "dags.sync.eventQueueUrl": aws.event_queue_url,
@@ -361,11 +364,7 @@ class Stack:
     def api(self) -> AirflowApi:
         api_server = self.deployment("api-server")
         port = api_server.ports["api-server"]["http"]
-        raw = podman.run(
-            "exec", api_server.container_name("api-server"), "cat", SIMPLE_AUTH_PASSWORDS
-        ).stdout
-        username, password = next(iter(json.loads(raw).items()))
-        return AirflowApi(f"http://{api_server.ip}:{port}", username, password)
+        return AirflowApi(f"http://{api_server.ip}:{port}", "admin", self.admin_password)
 
     def rss_bytes(self, container: str) -> int:
         pid = int(podman.run("inspect", "--format", "{{.State.Pid}}", container).stdout)
