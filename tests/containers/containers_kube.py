@@ -78,6 +78,10 @@ def referenced_secret_keys(rendering: Rendering) -> set[tuple[str, str]]:
                 ref = (env.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
                     refs.add((ref["name"], ref["key"]))
+        for volume in _pod_spec(doc).get("volumes") or []:
+            secret = volume.get("secret")
+            for item in (secret or {}).get("items") or []:
+                refs.add((secret["secretName"], item["key"]))
     return refs
 
 
