@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_platform.local.platform import LocalPlatform
+from airflow_platform.local.platform import INFRA, LocalPlatform
 from airflow_platform.procs import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -88,7 +88,7 @@ def test_ops_status_agrees_with_local_status(platform: LocalPlatform) -> None:
     found, health = wait_until(observe, 120, "a stable reading of both statuses", 1)  # type: ignore[misc]
     by_component: dict[str, list[bool]] = {}
     for name, healthy in health.items():
-        if name in ("postgres", "moto", "openbao", "watchdog", "autoscaler"):
+        if name in (*INFRA, "watchdog", "autoscaler"):
             continue
         head, _, tail = name.rpartition("-")
         by_component.setdefault(head if tail.isdigit() else name, []).append(healthy)

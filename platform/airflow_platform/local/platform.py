@@ -780,7 +780,7 @@ class LocalPlatform:
         airflow = str(Path(sys.executable).parent / "airflow")
         created = subprocess.run(
             [airflow, "users", "create", "--role", role, "--username", name,
-             "--password", password, "--email", f"{name}@airflow.local",
+             f"--password={password}", "--email", f"{name}@airflow.local",
              "--firstname", "Service", "--lastname", "Account"],
             env=api_server["env"], cwd=api_server["cwd"], capture_output=True, text=True,
             timeout=300,
