@@ -240,6 +240,10 @@ def translate(
             # podman 4.3 backs an emptyDir with a named volume called after the volume alone,
             # which every pod would share: each pod gets its own name.
             renamed[volume["name"]] = volume["name"] = f"{component}-{volume['name']}"[:63]
+        if (volume.get("emptyDir") or {}).get("medium") == "Memory":
+            # podman 4.3 gives each container its own tmpfs for a Memory emptyDir, so what an
+            # init container writes there never reaches the main container: a plain volume.
+            volume["emptyDir"] = {}
         if "projected" in volume:  # service-account tokens: there is no Kubernetes API
             volume.pop("projected")
             volume["emptyDir"] = {}
