@@ -43,6 +43,9 @@ VALUES = Path(__file__).with_name("values-containers.yaml")
 RELEASE = "airflow"
 
 
+SIMPLE_AUTH_PASSWORDS = "/opt/airflow/simple-auth/passwords.json"  # the chart's simplePasswordsFile
+
+
 class StackError(RuntimeError):
     pass
 
@@ -364,7 +367,12 @@ class Stack:
     def api(self) -> AirflowApi:
         api_server = self.deployment("api-server")
         port = api_server.ports["api-server"]["http"]
-        return AirflowApi(f"http://{api_server.ip}:{port}", "admin", self.admin_password)
+        # The passwords Airflow reads (the file SimpleAuthManager is configured with).
+        raw = podman.run(
+            "exec", api_server.container_name("api-server"), "cat", SIMPLE_AUTH_PASSWORDS
+        ).stdout
+        username, password = next(iter(json.loads(raw).items()))
+        return AirflowApi(f"http://{api_server.ip}:{port}", username, password)
 
     def rss_bytes(self, container: str) -> int:
         pid = int(podman.run("inspect", "--format", "{{.State.Pid}}", container).stdout)
