@@ -138,7 +138,14 @@ def test_status_reports_the_release_and_every_component(env: Env) -> None:
                                                                              "cluster")  # fmt: skip
     assert found["environment"] == yaml.safe_load(VALUES.read_text())["environmentName"]
     components = {c["name"]: c for c in found["components"]}
-    assert set(components) == {"scheduler", "dag-processor", "triggerer", "api-server", "worker"}
+    assert set(components) == {
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "api-server",
+        "execution-api",
+        "worker",
+    }
     assert components["scheduler"]["desired"] == 3  # ci/eks-values.yaml
     assert all(c["ready"] == c["desired"] for c in components.values()), components
     assert found["workers"] == {"current": components["worker"]["ready"], "minimum": 2,
