@@ -143,12 +143,13 @@ fi
 # Debian's podman, buildah and debootstrap build the platform image (make image) and run the
 # chart's pods as real containers in the `containers` test tier (no registry, no Docker).
 if ! command -v podman >/dev/null 2>&1 || ! command -v buildah >/dev/null 2>&1 \
-  || ! command -v debootstrap >/dev/null 2>&1; then
+  || ! command -v debootstrap >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1; then
   say "installing podman, buildah and debootstrap (Debian) for the image and the container tests"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    podman buildah debootstrap runc slirp4netns netavark aardvark-dns catatonit uidmap >/dev/null
+    podman buildah debootstrap runc slirp4netns netavark aardvark-dns catatonit uidmap \
+    iptables >/dev/null  # netavark sets up container networks with iptables
 fi
 
 # Debian's Prometheus: promtool proves the alert rules, the server evaluates the dashboard's

@@ -9,9 +9,10 @@ the real kube-scheduler binds to them, doing what a kubelet does that the API ca
 - long-running pods (restartPolicy Always) become Running and Ready with a pod IP, so the
   ReplicaSet, Deployment and Endpoints controllers see real readiness (probes are not run:
   there is no process to probe);
-- run-to-completion pods (Job and test pods) finish only through an evaluator that can
-  decide them honestly. A pod no evaluator can decide is marked Failed ("NotEvaluated"),
-  never Succeeded: the agent does not invent success;
+- run-to-completion pods (Jobs) finish only through an evaluator a test declares
+  (DeclaredExit, with its reason in the pod status). A pod no evaluator decides is marked
+  Failed ("NotEvaluated"), never Succeeded: the agent does not invent success. The Jobs and
+  the `helm test` pod really run in the containers tier (tests/containers);
 - a pod with a deletionTimestamp is finished at once (delete with grace 0), as a kubelet
   does once its containers have stopped.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -98,81 +98,6 @@ class DeclaredExit:
             self.exit_code == 0,
             "Completed" if self.exit_code == 0 else "Error",
             f"exit {self.exit_code} declared by the test: {self.why}",
-        )
-
-
-URL_RE = re.compile(r"https?://([A-Za-z0-9.-]+)(?::(\d+))?(/[^\s'\"]*)?")
-
-
-class ServiceUrlCheck:
-    """Decides a pod whose command calls an http(s) URL on a Service of the cluster.
-
-    Without a container runtime the request itself cannot be made, so this checks the part
-    Kubernetes owns: the host names a Service in the pod's namespace, the port is one of the
-    Service's ports, and the Service's Endpoints hold at least one ready address for it.
-    Succeeded only if all hold; Failed with the reason otherwise."""
-
-    def __init__(self, core: client.CoreV1Api) -> None:
-        self.core = core
-
-    def _service_name(self, host: str, namespace: str) -> str | None:
-        parts = host.split(".")
-        if len(parts) == 1:
-            return parts[0]
-        if (
-            len(parts) >= 2
-            and parts[1] == namespace
-            and parts[2:] in ([], ["svc"], ["svc", "cluster", "local"])
-        ):
-            return parts[0]
-        return None
-
-    def __call__(self, pod: client.V1Pod) -> Outcome | None:
-        namespace = pod.metadata.namespace
-        words: list[str] = []
-        for container in pod.spec.containers:
-            words += (container.command or []) + (container.args or [])
-        urls = [m for w in words for m in URL_RE.finditer(w)]
-        targets = [(self._service_name(m.group(1), namespace), m) for m in urls]
-        targets = [(name, m) for name, m in targets if name]
-        if not targets:
-            return None
-        for name, match in targets:
-            url = match.group(0)
-            try:
-                service = self.core.read_namespaced_service(name, namespace)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return Outcome(False, "Error", f"{url}: no Service {name!r} in {namespace}")
-                raise
-            default_port = 443 if url.startswith("https") else 80
-            port = int(match.group(2) or default_port)
-            svc_port = next((p for p in service.spec.ports or [] if p.port == port), None)
-            if svc_port is None:
-                return Outcome(False, "Error", f"{url}: Service {name} has no port {port}")
-            try:
-                endpoints = self.core.read_namespaced_endpoints(name, namespace)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return Outcome(False, "Error", f"{url}: Service {name} has no Endpoints")
-                raise
-            ready = [
-                address.ip
-                for subset in endpoints.subsets or []
-                if any(
-                    p.name == svc_port.name or p.port == svc_port.target_port
-                    for p in subset.ports or []
-                )
-                for address in subset.addresses or []
-            ]
-            if not ready:
-                return Outcome(False, "Error", f"{url}: Service {name} has no ready endpoint")
-        checked = ", ".join(m.group(0) for _, m in targets)
-        return Outcome(
-            True,
-            "Completed",
-            f"Service routing verified for {checked} (ready endpoints; the HTTP response "
-            "itself needs a container runtime)",
         )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cluster_binaries import KUBE_VERSION, cache_dir, ensure_binaries
 from cluster_control_plane import ControlPlane
-from cluster_node_agent import ZONE_LABEL, NodeAgent, ServiceUrlCheck
+from cluster_node_agent import ZONE_LABEL, NodeAgent
 from cluster_tools import Cluster, Helm, Kubectl
 from kubernetes import client, config
 
@@ -138,7 +138,7 @@ def cluster(control_plane: ControlPlane, pytestconfig: pytest.Config) -> Iterato
         control_plane.node_agent, control_plane.workdir / "node-agent.kubeconfig"
     )
     agent_api = config.new_client_from_config(config_file=str(agent_config))
-    agent = NodeAgent(agent_api, evaluators=[ServiceUrlCheck(client.CoreV1Api(agent_api))])
+    agent = NodeAgent(agent_api)
     TIER.closers.append(agent.stop)
     agent.start()
     kubectl = Kubectl(control_plane.kubeconfig)

@@ -192,26 +192,33 @@ def translate(
     ip: str,
     host: Host,
     secret_dir: Callable[[str], Path],
+    run_id: str,
 ) -> PodPlan:
-    """One rendered Deployment, Job or Pod -> the manifest podman plays and what to check."""
+    """One rendered Deployment, Job or Pod -> the manifest podman plays and what to check.
+
+    podman's pods, containers and volumes live in one store per user, beyond this run: their
+    names carry the run's id, so a leftover of an interrupted run never collides with this one.
+    """
     kind = doc["kind"]
     meta = doc["metadata"]
+    played_name = f"{meta['name']}-{run_id}"
     hook = (meta.get("annotations") or {}).get("helm.sh/hook", "")
     labels = meta.get("labels") or {}
     if kind == "Deployment":
         manifest = copy.deepcopy(doc)
         manifest["spec"]["replicas"] = 1
+        manifest["metadata"]["name"] = played_name
         template = manifest["spec"]["template"]
-        pod_name = f"{meta['name']}-pod-0"
+        pod_name = f"{played_name}-pod-0"
     else:  # Job (podman 4.3 plays no Jobs: the Job's pod template) or a bare Pod
         source = doc["spec"]["template"] if kind == "Job" else doc
         template = copy.deepcopy({"metadata": source.get("metadata") or {}, "spec": source["spec"]})
-        template["metadata"]["name"] = meta["name"]
+        template["metadata"]["name"] = played_name
         template["metadata"].setdefault("labels", dict(labels))
         if kind == "Job":
             template["spec"]["restartPolicy"] = template["spec"].get("restartPolicy") or "Never"
         manifest = {"apiVersion": "v1", "kind": "Pod", **template}
-        pod_name = meta["name"]
+        pod_name = played_name
     spec = template["spec"]
     if kind == "Deployment":
         # podman 4.3 applies the pod's restart policy to init containers too: with Always it
@@ -238,8 +245,9 @@ def translate(
     for volume in spec.get("volumes") or []:
         if "emptyDir" in volume or "projected" in volume:
             # podman 4.3 backs an emptyDir with a named volume called after the volume alone,
-            # which every pod would share: each pod gets its own name.
-            renamed[volume["name"]] = volume["name"] = f"{component}-{volume['name']}"[:63]
+            # which every pod would share: each pod (of this run) gets its own name.
+            own = f"{component}-{volume['name']}"[: 62 - len(run_id)]
+            renamed[volume["name"]] = volume["name"] = f"{own}-{run_id}"
         if (volume.get("emptyDir") or {}).get("medium") == "Memory":
             # podman 4.3 gives each container its own tmpfs for a Memory emptyDir, so what an
             # init container writes there never reaches the main container: a plain volume.
@@ -311,6 +319,7 @@ def plan_pods(
     ips: Callable[[int], str],
     host: Host,
     secret_dir: Callable[[str], Path],
+    run_id: str,
 ) -> list[PodPlan]:
     """Every rendered Job, Deployment and helm-test Pod, in apply order (Jobs first), with
     Service names resolved through hostAliases."""
@@ -323,7 +332,7 @@ def plan_pods(
             if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
         ],
     ]
-    plans = [translate(doc, ips(i), host, secret_dir) for i, doc in enumerate(docs)]
+    plans = [translate(doc, ips(i), host, secret_dir, run_id) for i, doc in enumerate(docs)]
     aliases = service_aliases(rendering, plans)
     for plan in plans:
         spec = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import subprocess
@@ -77,6 +76,7 @@ class Stack:
     image: str
     artifacts: dict[str, str] = field(default_factory=dict)  # values -> bucket keys uploaded
     progress: Callable[[str], None] = print
+    run_id: str = ""  # in the name of every pod, volume and network this stack makes
     network: str = ""
     gateway: str = ""
     subnet: str = ""
@@ -98,7 +98,8 @@ class Stack:
         cache_dir().mkdir(parents=True, exist_ok=True)
         self._lock = (cache_dir() / ".containers-tier.lock").open("w")
         fcntl.flock(self._lock, fcntl.LOCK_EX)
-        self.network = f"airflow-platform-test-{os.getpid()}"
+        self.run_id = secrets.token_hex(3)
+        self.network = f"airflow-platform-test-{self.run_id}"
         podman.run("network", "create", self.network)
         info = json.loads(podman.run("network", "inspect", self.network).stdout)[0]
         subnet = info["subnets"][0]
@@ -220,6 +221,7 @@ class Stack:
             lambda i: str(network.network_address + 10 + i),
             self.host,
             lambda name: self.work / "secret-volumes" / name,
+            self.run_id,
         )
         return self.plans
 
@@ -299,19 +301,25 @@ class Stack:
                 if not probe:
                     continue
 
-                def passes(c: str = container, p: dict[str, Any] = probe) -> bool:
+                last: list[ProbeResult] = []
+
+                def passes(
+                    c: str = container, p: dict[str, Any] = probe, last: list = last
+                ) -> bool:
                     name = plan.container_name(c)
                     status = self.state(name)[0]
                     if status != "running":
                         raise StackError(f"{name} is {status}:\n{self.logs(name)}")
-                    return self.run_probe(plan, c, p).ok
+                    last[:] = [self.run_probe(plan, c, p)]
+                    return last[0].ok
 
                 period = float(probe.get("periodSeconds", 10))
                 try:
                     wait_for(f"{plan.pod}/{container} {kind}", passes, timeout, min(period, 5.0))
                 except StackError as exc:
                     raise StackError(
-                        f"{exc}\n--- log of {container}:\n"
+                        f"{exc}\n--- last probe: {last[0].detail if last else 'none'}"
+                        f"\n--- log of {container}:\n"
                         f"{self.logs(plan.container_name(container))}"
                     ) from None
         return time.monotonic() - began
