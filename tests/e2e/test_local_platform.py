@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "dags" / "examples"
 ARTIFACTS = REPO / "artifacts" / "e2e"
+
+
 def is_loopback(address: str) -> bool:
     """127.0.0.0/8 and ::1: each local worker's log server has its own loopback address."""
     import ipaddress

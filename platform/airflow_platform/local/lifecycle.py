@@ -1,11 +1,12 @@
 """Lifecycle: start a planned process (and its companions) unless the same one runs, run the
 migrations Job, keep the watchdog, and stop everything fast without losing a running task.
 
-`down` first stops the watchdog (nothing is restarted meanwhile), then sends every worker
-Celery's warm shutdown at once (SIGTERM to its main process only: the process group holds
-the running tasks). An idle worker exits at once; a busy one finishes its tasks while the
+`down` first stops the watchdog (nothing is restarted meanwhile). A worker that runs no task
+is stopped at once; a busy one gets Celery's warm shutdown (SIGTERM to its main process
+only: the process group holds the running tasks) and finishes its tasks while the
 scheduler, the API servers and the databases still run, up to its grace period. Only then
-does the rest stop, all together, and the embedded services last.
+does the rest stop, all together (killed after APP_STOP_SECONDS: each keeps its state in the
+database), and the embedded services last.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from airflow_platform.local.supervisor import Supervisor
 
 INFRA = ("postgres", "moto", "openbao", "oidc")
 MIGRATION_TIMEOUT = 900.0
+# Airflow components other than busy workers: their state is in the database and no task
+# runs in them, so a slow graceful exit is cut short.
+APP_STOP_SECONDS = 5.0
 
 
 class LifecycleError(RuntimeError):
@@ -106,7 +110,7 @@ class Lifecycle:
         self.sup.stop_many(["watchdog"])
         self._drain_workers()
         apps = [n for n in self.sup.records() if n not in (*INFRA, "watchdog")]
-        self.sup.stop_many(apps)
+        self.sup.stop_many(apps, timeout=APP_STOP_SECONDS)
         self.sup.stop_many([n for n in INFRA if n in records])
         if self.state.root.exists():
             self.state.update(draining={})
@@ -116,24 +120,52 @@ class Lifecycle:
         return stopped
 
     def _drain_workers(self) -> None:
-        """Warm shutdown of every worker at once; wait for each to exit within its grace."""
+        """Stop idle workers at once; drain the busy ones, each within its grace period."""
         data = self.state.load()
         pool = (data.get("autoscaling") or {}).get("pool", [])
         workers = [n for n in pool if n in data.get("processes", {})]
-        for name in workers:
-            with contextlib.suppress(RuntimeError):  # already gone: nothing to drain
+        busy = [n for n in workers if not self._stop_if_idle(n)]
+        for name in busy:
+            with contextlib.suppress(RuntimeError):  # gone meanwhile: nothing to drain
                 drain(self.state, name, reason="local down")
         deadlines = {
             n: float(d["deadline"]) for n, d in self.state.load().get("draining", {}).items()
         }
-        pending = [n for n in workers if n in deadlines]
+        pending = [n for n in busy if n in deadlines]
+        if pending:
+            self.say("draining " + ", ".join(pending) + ": they finish their running tasks")
         while pending:
             pending = [n for n in pending if self.sup.alive(n) and time.time() < deadlines[n]]
             if pending:
                 time.sleep(0.1)
-        # Their process groups (and log servers) go with them: no task runs there any more.
-        for name in workers:
+        # Their process groups go with them: no task runs there any more.
+        for name in busy:
             rec = self.sup.record(name)
             if rec is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(rec.pid, signal.SIGKILL)
+
+    def _stop_if_idle(self, name: str) -> bool:
+        """Freeze the worker's process group, look for a running task (a task process under
+        one of its pool processes), and kill the group if there is none; else let it go on.
+        Frozen, it cannot start a task between the look and the kill. What an idle worker
+        may hold (an unstarted SQS message) lives in moto, which `down` stops too."""
+        import psutil
+
+        rec = self.sup.record(name)
+        if rec is None or not self.sup.alive(name):
+            return True
+        try:
+            os.killpg(rec.pid, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):
+            return True
+        try:
+            pool = psutil.Process(rec.pid).children()
+            running = any(p.children() for p in pool)
+        except psutil.Error:
+            running = False
+        if running:
+            os.killpg(rec.pid, signal.SIGCONT)
+            return False
+        os.killpg(rec.pid, signal.SIGKILL)
+        return True

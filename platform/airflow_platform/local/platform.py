@@ -149,11 +149,12 @@ class LocalPlatform(PlatformHandles):
         self.state.prepare()
         generated = self.state.secrets()
         ports = self._ports()
-        values = chart_values(helm, CHART, self.values_files)
         data = self.state.update(ports=ports)
 
-        self.say("starting PostgreSQL, moto (S3 + SQS) and OpenBao (Vault API)")
-        with ThreadPoolExecutor(3) as pool:
+        self.say("starting PostgreSQL, moto (S3 + SQS), OpenBao (Vault API); helm template")
+        # The run-time values follow from the ports alone: helm renders while services start.
+        runtime = self._runtime(ports)
+        with ThreadPoolExecutor(5) as pool:
             pg = pool.submit(
                 postgres.start_postgres, self.sup, ports["postgres"], generated["postgres-password"]
             )
@@ -161,21 +162,22 @@ class LocalPlatform(PlatformHandles):
             bao = pool.submit(
                 services.start_openbao, self.sup, ports["openbao"], generated["vault-token"]
             )
+            shown = pool.submit(chart_values, helm, CHART, self.values_files)
+            rendered = pool.submit(self.render, helm, runtime)
             database_url, moto_endpoint, vault_url = pg.result(), moto.result(), bao.result()
+            values, rendering = shown.result(), rendered.result()
         result_backend_url = postgres.ensure_results_role(
             ports["postgres"], generated["postgres-password"], generated["results-password"]
         )
         aws = services.seed_aws(moto_endpoint)
-        runtime = {
+        made = {
             "celery.sqsQueueUrl": aws.celery_queue_url,
             "dags.s3.bucket": aws.bucket,
             "dags.sync.eventQueueUrl": aws.event_queue_url,
             "secretsBackend.vault.url": vault_url,
-            "aws.region": services.REGION,
-            "auth.oidc.issuerUrl": self.oidc(ports).issuer,
         }
-        self.say("rendering the chart (helm template)")
-        rendering = self.render(helm, runtime)
+        if any(runtime[k] != v for k, v in made.items()):
+            raise PlatformError(f"rendered with {runtime}, but the services gave {made}")
         ctx = LocalContext(
             state=self.state,
             values=values,
@@ -249,6 +251,18 @@ class LocalPlatform(PlatformHandles):
             kept=kept,
             seconds=time.monotonic() - began,
         )
+
+    def _runtime(self, ports: dict[str, int]) -> dict[str, str]:
+        """Values only known at run time, given to `helm template` as --set-string."""
+        moto = f"http://127.0.0.1:{ports['moto']}"
+        return {
+            "celery.sqsQueueUrl": services.queue_url(moto, services.CELERY_QUEUE),
+            "dags.s3.bucket": services.BUCKET,
+            "dags.sync.eventQueueUrl": services.queue_url(moto, services.EVENT_QUEUE),
+            "secretsBackend.vault.url": f"http://127.0.0.1:{ports['openbao']}",
+            "aws.region": services.REGION,
+            "auth.oidc.issuerUrl": self.oidc(ports).issuer,
+        }
 
     def _seed_from_rendering(
         self, plan: Plan, aws: services.AwsResources, moto: str, vault_url: str, token: str

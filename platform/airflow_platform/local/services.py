@@ -85,6 +85,11 @@ class AwsResources:
     event_queue_url: str
 
 
+def queue_url(endpoint: str, name: str) -> str:
+    """The URL SQS (moto) gives queue `name` at `endpoint`."""
+    return f"{endpoint}/{ACCOUNT_ID}/{name}"
+
+
 def aws_clients(endpoint: str):
     import boto3
 
