@@ -25,7 +25,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "dags" / "examples"
 ARTIFACTS = REPO / "artifacts" / "e2e"
-LOOPBACK = ("127.0.0.1", "::1")
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 and ::1: each local worker's log server has its own loopback address."""
+    import ipaddress
+
+    return ipaddress.ip_address(address.strip("[]")).is_loopback
 
 
 def test_every_component_is_healthy(platform: LocalPlatform, helpers) -> None:
@@ -63,7 +69,7 @@ def test_nothing_it_started_listens_beyond_loopback(platform: LocalPlatform) -> 
                 if conn.status == psutil.CONN_LISTEN:
                     listening[f"{conn.laddr.ip}:{conn.laddr.port}"] = " ".join(proc.cmdline()[:4])
     assert len(listening) >= 8, listening  # postgres, moto, openbao, dagsync, API server...
-    wide = {a: cmd for a, cmd in listening.items() if a.rsplit(":", 1)[0] not in LOOPBACK}
+    wide = {a: cmd for a, cmd in listening.items() if not is_loopback(a.rsplit(":", 1)[0])}
     assert wide == {}, wide
 
 

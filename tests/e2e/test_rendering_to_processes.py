@@ -118,19 +118,54 @@ def test_workers_scale_by_the_rendered_scaled_object(plan) -> None:
     names = [s.name for s in p["workers"]]
     assert names == [f"worker-{i}" for i in range(2 * scaling.max_workers)]
     assert [s.name for s in p["components"] if s.component == "worker"] == ["worker-0"]
-    hostnames = {s.env["AIRFLOW_PLATFORM_POD_HOSTNAME"] for s in p["workers"]}
-    log_ports = {s.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] for s in p["workers"]}
-    assert len(hostnames) == len(log_ports) == len(names)
+    # Each worker has its own address (its "pod IP") as its Airflow hostname, and its pod's
+    # log-server container beside it, bound to that address on the port the API server uses.
     api = next(s for s in p["components"] if s.name == "api-server-0")
-    # The API server fetches live logs from the port of replica 0, as a Service would.
-    assert (
-        api.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
-        == p["workers"][0].env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
-    )
-    for spec in p["workers"]:
-        # Airflow's log server binds every interface: off, the logs folder is shared.
+    api_log_port = api.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
+    addresses = [s.env["AIRFLOW_PLATFORM_POD_HOSTNAME"] for s in p["workers"]]
+    assert addresses == [f"127.0.0.{i + 2}" for i in range(len(names))]
+    for spec, address in zip(p["workers"], addresses, strict=True):
+        # Celery's own log server would bind every interface: off.
         assert spec.argv[-3:] == ["celery", "worker", "--skip-serve-logs"]
         assert spec.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"].endswith("hostname.pod_hostname")
+        [log_server] = spec.companions
+        assert log_server.name == f"{spec.name}-log-server"
+        assert log_server.argv[-2:] == ["airflow_platform.local.log_server", address]
+        assert log_server.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == api_log_port
+        # It validates requests with the API secret key the API server signs them with.
+        assert log_server.env["AIRFLOW__API__SECRET_KEY"] == api.env["AIRFLOW__API__SECRET_KEY"]
+
+
+def test_each_process_logs_to_its_mwaa_log_group(plan) -> None:
+    """The rendered pod annotation names the group; the runner records it per process."""
+    lp, _ = plan
+    groups = lp.last_plan.log_groups
+    assert groups["scheduler-0"] == groups["triggerer-0"] == "airflow-local-Scheduler"
+    assert groups["dag-processor-0"] == "airflow-local-DAGProcessing"
+    assert groups["api-server-0"] == groups["execution-api-0"] == "airflow-local-WebServer"
+    assert groups["worker-1"] == "airflow-local-Worker"
+
+
+def test_the_admin_user_comes_from_the_rendered_role_mapping(plan, tmp_path: Path) -> None:
+    from airflow_platform.local.rendering import Rendering
+    from airflow_platform.local.users import admin_user
+
+    lp, _ = plan
+    rendering = Rendering.parse(lp.state.rendered.read_text())
+    assert admin_user(rendering.role_mapping()) == "admin"
+    # Mapped elsewhere, the admin is whoever is in the group mapped to Admin.
+    assert admin_user({"airflow-ops": ["Admin"], "airflow-admins": ["Viewer"]}) == "op"
+    with pytest.raises(LookupError, match="maps to Admin"):
+        admin_user({"airflow-admins": ["Viewer"]})
+
+
+def test_values_are_helms_own_with_no_fallback(plan) -> None:
+    """`helm show values` plus the local file: the Vault mount is the local file's, and a key
+    only the chart sets comes from the chart (not from a default of the runner)."""
+    lp, _ = plan
+    values = lp.values()
+    assert values["secretsBackend"]["vault"]["mountPoint"] == "airflow"
+    assert values["celery"]["visibilityTimeout"] == 43200
 
 
 def test_without_keda_the_workers_scale_by_the_rendered_hpa(tmp_path: Path) -> None:

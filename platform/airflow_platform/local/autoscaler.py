@@ -270,6 +270,7 @@ class Autoscaler:
                     cwd=Path(spec["cwd"]),
                     ports={k: int(v) for k, v in spec.get("ports", {}).items()},
                 )
+                self.sup.start_companions(spec.get("companions", []))
         if started:
             names = ", ".join(started)
             self.log(f"autoscaler: scale up to {decision.desired}: {names} ({decision.reason})")
@@ -305,7 +306,10 @@ class Autoscaler:
                 # Stragglers of the group (the log server) go with it; its tasks are done.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(int(info["pid"]), signal.SIGKILL)
-                self.sup.stop(name, timeout=5)  # forgets the record, reaps our child
+                launch = self.state.load().get("launch", {}).get(name, {})
+                companions = [c["name"] for c in launch.get("companions", [])]
+                # Forgets the records, reaps our child; its log server goes with it.
+                self.sup.stop_many([name, *companions], timeout=5)
                 data = self.state.load()
                 for section in ("launch", "draining", "fingerprints"):
                     data.get(section, {}).pop(name, None)

@@ -84,25 +84,53 @@ def up(
             f"groups {', '.join(user.groups) or '-'}"
         )
     console.print(
-        f"  API:      a token for scripts: `airflow-platform local token --user admin`, then\n"
+        f"  API:      a token for scripts: `airflow-platform local token`, then\n"
         f'            curl -H "Authorization: Bearer $TOKEN" {result.api_url}/api/v2/dags\n'
         f"  bucket:   s3://{result.bucket}/{result.dags_prefix}  (moto at {endpoint})\n"
         f"  upload a DAG:\n"
-        f"    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region us-east-1 "
-        f"--endpoint-url {endpoint} s3 cp my_dag.py s3://{result.bucket}/{result.dags_prefix}\n"
-        f"    or: boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', "
-        f"aws_access_key_id='testing', aws_secret_access_key='testing')"
-        f".upload_file('my_dag.py', '{result.bucket}', '{result.dags_prefix}my_dag.py')\n"
-        f"  logs:     {platform.state.logs}/<component>.log\n"
+        f"    airflow-platform local upload my_dag.py   (to s3://{result.bucket}/"
+        f"{result.dags_prefix})"
+    )
+    console.print("  logs:     one folder per MWAA log group, a file per process:")
+    for group, folder in result.log_groups.items():
+        console.print(f"    {group:<28} {folder}/")
+    console.print(
+        f"    others (services, watchdog)  {platform.state.logs}/<name>.log\n"
         f"  status:   airflow-platform local status    stop: airflow-platform local down"
     )
 
 
 @local_app.command()
+def upload(
+    files: Annotated[list[Path], typer.Argument(help="DAG files (or folders) to upload.")],
+    state_dir: StateOpt = Path(".local-state"),
+    prefix: Annotated[
+        str, typer.Option(help="Key prefix under the DAGs prefix, e.g. team_a/.")
+    ] = "",
+) -> None:
+    """Put DAG files into the local platform's DAG bucket (moto), as `aws s3 cp` would into
+    MWAA's; dagsync picks them up within about a second."""
+    from airflow_platform.local.services import put_files
+
+    console, platform = _platform(state_dir)
+    data = platform.state.load()
+    if not data.get("moto_endpoint"):
+        _fail(console, RuntimeError(f"no local platform in {state_dir}: run `local up` first"))
+        return
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        _fail(console, ValueError(f"no such file: {', '.join(missing)}"))
+    keys = put_files(data["moto_endpoint"], data["bucket"], data["dags_prefix"] + prefix, files)
+    for key in keys:
+        console.print(f"uploaded s3://{data['bucket']}/{key}")
+
+
+@local_app.command()
 def token(
-    user: Annotated[str, typer.Option(help="A user of the local OpenID Connect provider.")] = (
-        "admin"
-    ),
+    user: Annotated[
+        str | None,
+        typer.Option(help="A user of the local OpenID Connect provider (default: its admin)."),
+    ] = None,
     state_dir: StateOpt = Path(".local-state"),
 ) -> None:
     """Print a REST API token for a local user: the sign-in a browser does, without one."""
@@ -111,7 +139,7 @@ def token(
     from airflow_platform.local.oidc import USERS
 
     console, platform = _platform(state_dir)
-    if user not in {u.name for u in USERS}:
+    if user is not None and user not in {u.name for u in USERS}:
         _fail(console, ValueError(f"no local user {user!r}: {', '.join(u.name for u in USERS)}"))
     try:
         print(platform.api(user).token())
@@ -129,7 +157,7 @@ def status(state_dir: StateOpt = Path(".local-state")) -> None:
     if not any(r["pid"] for r in rows):
         console.print(f"nothing is running (state: {platform.state.root})")
         raise typer.Exit(1)
-    table = Table("component", "pid", "process", "health", "detail")
+    table = Table("component", "pid", "process", "health", "detail", "log")
     for row in rows:
         table.add_row(
             row["name"],
@@ -137,6 +165,7 @@ def status(state_dir: StateOpt = Path(".local-state")) -> None:
             "[green]alive[/green]" if row["alive"] else "[red]dead[/red]",
             "[green]healthy[/green]" if row["healthy"] else "[red]unhealthy[/red]",
             row["detail"],
+            row.get("log", ""),
         )
     console.print(table)
     if not all(r["healthy"] for r in rows):

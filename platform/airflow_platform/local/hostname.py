@@ -3,7 +3,8 @@
 Airflow records the host that runs a task instance (`task_instance.hostname`, from
 `[core] hostname_callable`); the autoscaler reads it to tell busy workers from idle ones.
 In a cluster every pod has its own hostname; local processes share the machine's, so the
-runner points `hostname_callable` here and gives each worker its pod name.
+runner points `hostname_callable` here and gives each worker its own loopback address (the
+API server reaches the worker's log server there).
 """
 
 from __future__ import annotations
@@ -16,5 +17,5 @@ HOSTNAME_CALLABLE = "airflow_platform.local.hostname.pod_hostname"
 
 
 def pod_hostname() -> str:
-    """The pod name the runner gave this process; the machine's name otherwise."""
+    """The name the runner gave this process; the machine's name otherwise."""
     return os.environ.get(POD_HOSTNAME_ENV) or socket.getfqdn()

@@ -21,8 +21,9 @@ module changes, and nothing else:
 | Service DNS names (`svc[.ns[.svc...]]:port`)  | 127.0.0.1:<the local port behind it>          |
 | (no AWS endpoint in a cluster)                | AWS_ENDPOINT_URL=moto, test credentials       |
 | serviceAccount-based Vault auth               | token auth with the dev server's root token   |
-| a worker pod's own hostname (task_instance.   | the pod name, through `hostname_callable`     |
-| hostname) and its log server port             | (hostname.py); each extra worker its own port |
+| a worker pod's own address and hostname       | 127.0.0.<replica+2>, through `hostname_       |
+| (task_instance.hostname) and its log-server   | callable` (hostname.py); its log server binds |
+| container (binds every interface)             | that address only, on the shared port         |
 
 Values that only exist at run time (queue URLs, the Vault address, the bucket) are given
 to `helm template` as --set-string, so the chart renders them itself.
@@ -30,198 +31,50 @@ to `helm template` as --set-string, so the chart renders them itself.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import socket
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from airflow_platform.local import node_env
 from airflow_platform.local.hostname import HOSTNAME_CALLABLE, POD_HOSTNAME_ENV
 from airflow_platform.local.rendering import NAMESPACE, Container, Rendering, Workload
-from airflow_platform.local.state import StateDir, write_private
-from airflow_platform.paths import DEFAULT_SYNC_ROOT, SYNC_ROOT_ENV
-from airflow_platform.procs import free_port
-
-IMAGE_HOME = "/opt/airflow"
-LOGS_MOUNT = "/opt/airflow/logs"
-SHARED_MOUNTS = {
-    # One disk, one dagsync: every component reads the same published DAGs folder.
-    str(DEFAULT_SYNC_ROOT): "sync",
-    # The API server reads task logs from local files when it shares the workers' disk;
-    # the same directory Airflow derives from AIRFLOW_HOME, as in the image.
-    LOGS_MOUNT: "airflow-home/logs",
-}
-# Ports a component opens that the chart leaves at Airflow's defaults; on a shared
-# machine each must be one we picked (the log servers bind every interface).
-# Every component gets the same values: the API server uses them to fetch live logs.
-OWNED_PORT_ENV = (
-    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
-    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+from airflow_platform.local.state import write_private
+from airflow_platform.local.translation import (
+    HOST_FLAGS,
+    HOSTNAME_CALLABLE_ENV,
+    IMAGE_HOME,
+    LISTEN_PORT_ENV,
+    LOG_SERVER_COMMANDS,
+    LOGS_MOUNT,
+    LOOPBACK_ENV,
+    OWNED_PORT_ENV,
+    PORT_FLAGS,
+    SHARED_MOUNTS,
+    SKIP_SERVE_LOGS,
+    EndpointMap,
+    LocalContext,
+    MappingError,
+    PathMap,
+    ProcessSpec,
+    _expand,
+    _mentions,
+    is_airflow_argv,
+    local_secret_table,
+    venv_executable,
 )
-# Airflow's own knob for a listening port the chart declares but leaves at its default.
-LISTEN_PORT_ENV = {
-    8080: "AIRFLOW__API__PORT",
-    8974: "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
-    8793: "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
-    8794: "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
-}
-# Listeners Airflow binds to 0.0.0.0 by default: loopback only on a shared machine.
-LOOPBACK_ENV = ("AIRFLOW__API__HOST", "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST")
-HOSTNAME_CALLABLE_ENV = "AIRFLOW__CORE__HOSTNAME_CALLABLE"
-WORKER_LOG_PORT_ENV = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
-PORT_FLAGS = ("--port", "-p", "--health-port", "--metrics-port")
-# Airflow sub-commands whose log server binds every interface, with no option to choose:
-# locally it stays off (nothing listens beyond 127.0.0.1) and the API server reads the
-# task logs from the logs folder every process shares.
-LOG_SERVER_COMMANDS = (("celery", "worker"), ("triggerer",))
-SKIP_SERVE_LOGS = "--skip-serve-logs"
-HOST_FLAGS = ("--host", "--hostname", "-H")
+from airflow_platform.paths import DEFAULT_SYNC_ROOT
+
+__all__ = ["LocalContext", "Mapper", "MappingError", "ProcessSpec"]
+
+LOG_SERVER_MODULE = "airflow.utils.serve_logs.core"
+LOCAL_LOG_SERVER = "airflow_platform.local.log_server"
 
 
-class MappingError(RuntimeError):
-    """The rendering references something the local mapping cannot provide."""
-
-
-@dataclass
-class LocalContext:
-    state: StateDir
-    values: dict[str, Any]  # the chart's values.yaml merged with the local values file
-    generated: dict[str, str]  # state secrets (fernet-key, api-secret-key, jwt-secret...)
-    database_url: str
-    moto_endpoint: str
-    vault_url: str
-    vault_token: str
-    region: str
-    ports: dict[str, int]  # persisted local port book: "<process>:<container port>" -> port
-    overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # component -> env
-    result_backend_url: str = ""  # the result backend's own role; "" = database_url
-
-    def port_for(self, key: str) -> int:
-        if key not in self.ports:
-            self.ports[key] = free_port()
-        return self.ports[key]
-
-
-@dataclass
-class ProcessSpec:
-    name: str  # e.g. scheduler-0
-    component: str  # e.g. scheduler
-    container: str
-    argv: list[str]
-    env: dict[str, str]
-    ports: dict[int, int]  # container port -> local port
-    http_probe: tuple[str, int] | None  # (path, local port) from the readiness probe
-    cwd: Path
-    notes: list[str] = field(default_factory=list)
-
-    def url(self, path: str = "") -> str | None:
-        if self.http_probe is None:
-            return None
-        return f"http://127.0.0.1:{self.http_probe[1]}{path}"
-
-
-def _dig(values: dict[str, Any], dotted: str) -> Any:
-    node: Any = values
-    for part in dotted.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
-def local_secret_table(ctx: LocalContext) -> dict[tuple[str, str], str]:
-    """The Secrets a cluster operator creates before installing, by the names in values."""
-    table: dict[tuple[str, str], str] = {}
-    for value_key, generated_key in (
-        ("secrets.fernetKey", "fernet-key"),
-        ("secrets.apiSecretKey", "api-secret-key"),
-        ("secrets.jwtSecret", "jwt-secret"),
-    ):
-        name = _dig(ctx.values, f"{value_key}.secretName")
-        key = _dig(ctx.values, f"{value_key}.key")
-        if name and key:
-            table[(name, key)] = ctx.generated[generated_key]
-    client_secret = _dig(ctx.values, "auth.oidc.clientSecret")
-    if isinstance(client_secret, dict) and client_secret.get("existingSecret"):
-        key = client_secret.get("key") or "client-secret"
-        table[(client_secret["existingSecret"], key)] = ctx.generated["oidc-client-secret"]
-    for db in ("database", "kedaDatabase"):
-        name = _dig(ctx.values, f"{db}.existingSecret")
-        key = _dig(ctx.values, f"{db}.secretKey") or "connection"
-        if name:
-            table[(name, key)] = ctx.database_url
-    name = _dig(ctx.values, "database.resultBackendSecret.existingSecret")
-    if name:
-        key = _dig(ctx.values, "database.resultBackendSecret.secretKey") or "connection"
-        table[(name, key)] = ctx.result_backend_url or ctx.database_url
-    return table
-
-
-class PathMap:
-    """Container paths -> state-dir paths, longest prefix first, on path boundaries."""
-
-    def __init__(self) -> None:
-        self.prefixes: dict[str, Path] = {}
-
-    def add(self, container_path: str, local: Path) -> None:
-        self.prefixes[str(PurePosixPath(container_path))] = local
-
-    def apply(self, text: str) -> str:
-        # One pass over all prefixes, so a mapped path is never mapped again
-        # (/opt/airflow/sync -> <state>/sync must not then match the /tmp mount).
-        if not self.prefixes:
-            return text
-        alternatives = "|".join(re.escape(p) for p in sorted(self.prefixes, key=len, reverse=True))
-        pattern = rf"(?<![\w.\-/])({alternatives})(?=/|$|[\s:;,\"'=])"
-        return re.sub(pattern, lambda m: str(self.prefixes[m.group(1)]), text)
-
-
-class EndpointMap:
-    """Service DNS names -> 127.0.0.1 and the local port of the component behind them."""
-
-    def __init__(self) -> None:
-        self.rules: list[tuple[re.Pattern[str], str]] = []
-
-    def add(self, service: str, port: int, local_port: int) -> None:
-        host = re.escape(service) + rf"(?:\.{re.escape(NAMESPACE)}(?:\.svc(?:\.cluster\.local)?)?)?"
-        self.rules.append((re.compile(rf"\b{host}:{port}\b"), f"127.0.0.1:{local_port}"))
-
-    def apply(self, text: str) -> str:
-        for pattern, replacement in self.rules:
-            text = pattern.sub(replacement, text)
-        return text
-
-
-def _mentions(argv: list[str], *ports: int) -> bool:
-    return any(str(p) in argv for p in ports)
-
-
-def is_airflow_argv(argv: list[str]) -> bool:
-    return (
-        bool(argv)
-        and Path(argv[0]).name in ("airflow-platform", "airflow")
-        and ("dagsync" not in argv[:3])
-    )
-
-
-def venv_executable(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
-
-
-def _expand(value: str, env: dict[str, str]) -> str:
-    """Kubernetes $(VAR) expansion against variables defined earlier; $$ escapes."""
-
-    def sub(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group(1)
-        return env.get(name, match.group(0))
-
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, value)
+def worker_address(replica: int) -> str:
+    """Worker replica N's own loopback address (its "pod IP"): 127.0.0.<N+2>."""
+    if not 0 <= replica < 250:
+        raise MappingError(f"worker replica {replica}: at most 250 workers run on one machine")
+    return f"127.0.0.{replica + 2}"
 
 
 class Mapper:
@@ -436,7 +289,7 @@ class Mapper:
                 mapped_env[key] = str(self.ctx.port_for(key))
             for key in LOOPBACK_ENV:
                 mapped_env[key] = "127.0.0.1"
-        mapped_env.update(self._local_environment(mapped_env, paths, notes))
+        mapped_env.update(node_env.local_environment(self.ctx, mapped_env, paths, notes))
         for key, value in self.ctx.overrides.get(workload.component, {}).items():
             notes.append(f"override {key}")
             mapped_env[key] = value
@@ -453,20 +306,30 @@ class Mapper:
             notes=notes,
         )
 
+    @staticmethod
+    def is_log_server(workload: Workload, container: Container) -> bool:
+        """The worker pod's log-server container (Airflow's serve_logs)."""
+        argv = [*container.command, *container.args]
+        return workload.component == "worker" and LOG_SERVER_MODULE in argv
+
     def worker_process(self, workload: Workload, container: Container, replica: int) -> ProcessSpec:
-        """A Celery worker replica: its own Airflow hostname (the pod name), so busy and idle
-        workers can be told apart, and beyond replica 0 its own log server port (the
-        API server's configured port, like the Service, points at replica 0)."""
+        """A Celery worker replica with its pod's own address: a loopback address of its own
+        (127.0.0.0/8 is all loopback), which is also its Airflow hostname. The API server
+        fetches a running task's log from http://<hostname>:<log server port>, so the pod's
+        log-server container runs beside it, bound to that address only."""
         spec = self.process(workload, container, replica)
+        address = worker_address(replica)
         if HOSTNAME_CALLABLE_ENV not in spec.env:
             spec.env[HOSTNAME_CALLABLE_ENV] = HOSTNAME_CALLABLE
-            spec.env[POD_HOSTNAME_ENV] = f"{workload.name}-{replica}"
-            spec.notes.append("hostname: the pod name")
-        if replica > 0 and WORKER_LOG_PORT_ENV in spec.env:
-            shared = int(spec.env[WORKER_LOG_PORT_ENV])
-            own = self.ctx.port_for(f"{spec.name}:{WORKER_LOG_PORT_ENV}")
-            spec.env[WORKER_LOG_PORT_ENV] = str(own)
-            spec.ports = {c: own if p == shared else p for c, p in spec.ports.items()}
+            spec.env[POD_HOSTNAME_ENV] = address
+            spec.notes.append(f"hostname: its own address {address}")
+        log_server = next((c for c in workload.containers if self.is_log_server(workload, c)), None)
+        if log_server is not None:
+            companion = self.process(workload, log_server, replica, name=f"{spec.name}-log-server")
+            companion.argv = [venv_executable("python"), "-m", LOCAL_LOG_SERVER, address]
+            companion.component = "worker-log-server"
+            companion.notes.append(f"bound to {address} only")
+            spec.companions.append(companion)
         return spec
 
     def _rewrite_flags(self, argv: list[str], ports: dict[int, int], process: str) -> list[str]:
@@ -518,47 +381,3 @@ class Mapper:
             ports.setdefault(cport, local)
             return get.get("path", "/"), local
         return None
-
-    def _local_environment(
-        self, env: dict[str, str], paths: PathMap, notes: list[str]
-    ) -> dict[str, str]:
-        """What a pod gets from its node and image rather than from the chart."""
-        venv_bin = str(Path(sys.executable).parent)
-        local: dict[str, str] = {
-            "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "HOME": str(self.ctx.state.airflow_home),
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "AWS_ENDPOINT_URL": self.ctx.moto_endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        }
-        local.setdefault("AWS_REGION", env.get("AWS_REGION", self.ctx.region))
-        local.setdefault("AWS_DEFAULT_REGION", env.get("AWS_DEFAULT_REGION", self.ctx.region))
-        # The sync root and the entrypoint's writable dirs default to container paths.
-        for key, default in (
-            (SYNC_ROOT_ENV, str(DEFAULT_SYNC_ROOT)),
-            ("AIRFLOW_PLATFORM_PACKAGES_DIR", f"{IMAGE_HOME}/packages"),
-            ("AIRFLOW_PLATFORM_WHEEL_CACHE", f"{IMAGE_HOME}/wheel-cache"),
-            ("AIRFLOW_HOME", IMAGE_HOME),
-        ):
-            if key not in env:
-                local[key] = paths.apply(default)
-        self._vault_token_auth(env, local, notes)
-        return local
-
-    def _vault_token_auth(self, env: dict[str, str], local: dict[str, str], notes: list) -> None:
-        """A cluster authenticates to Vault with its service account; there is none here,
-        so the backend keeps its paths and gets the dev server's token instead."""
-        raw = env.get("AIRFLOW__SECRETS__BACKEND_KWARGS")
-        if not raw or "vault" not in env.get("AIRFLOW__SECRETS__BACKEND", "").lower():
-            return
-        try:
-            kwargs = json.loads(raw)
-        except ValueError as exc:
-            raise MappingError(f"AIRFLOW__SECRETS__BACKEND_KWARGS is not JSON: {exc}") from exc
-        for key in list(kwargs):
-            if key.startswith("kubernetes_") or key in ("role_id", "secret_id", "auth_mount_point"):
-                kwargs.pop(key)
-        kwargs.update(url=self.ctx.vault_url, auth_type="token", token=self.ctx.vault_token)
-        local["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps(kwargs)
-        notes.append("vault: token auth against the dev server")

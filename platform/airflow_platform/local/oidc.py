@@ -16,13 +16,17 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_platform.local.http import status_of
-from airflow_platform.local.services import ServiceError, poll
 from airflow_platform.local.supervisor import Supervisor
+from airflow_platform.local.users import (  # noqa: F401  (the provider's users)
+    USERS,
+    LocalUser,
+    generated_secrets,
+    password_key,
+)
+from airflow_platform.local.waiting import ServiceError, poll
 
 SOURCE = Path(__file__).with_name("oidc")
 CLIENT_ID = "airflow"
@@ -30,36 +34,6 @@ CLIENT_ID = "airflow"
 OTHER_CLIENT_ID = "other-app"
 OTHER_CLIENT_REDIRECT = "http://127.0.0.1:9/other-app/callback"
 PROVIDER_NAME = "oidc"  # FAB's provider name: the callback is /auth/oauth-authorized/oidc
-
-
-@dataclass(frozen=True)
-class LocalUser:
-    name: str
-    role: str
-    groups: tuple[str, ...]
-
-
-# One user per role; the group names are mapped to roles in values-local.yaml.
-USERS = (
-    LocalUser("admin", "Admin", ("airflow-admins",)),
-    LocalUser("op", "Op", ("airflow-ops",)),
-    LocalUser("user", "User", ("airflow-users",)),
-    LocalUser("viewer", "Viewer", ("airflow-viewers",)),
-)
-
-
-def password_key(user: str) -> str:
-    """The key of a seeded user's password in the state's secrets.json."""
-    return f"oidc-password-{user}"
-
-
-def generated_secrets() -> dict[str, Callable[[], str]]:
-    """What StateDir.secrets() generates once for the provider."""
-    return {
-        "oidc-client-secret": lambda: secrets.token_urlsafe(24),
-        "oidc-other-client-secret": lambda: secrets.token_urlsafe(24),
-        **{password_key(u.name): lambda: secrets.token_urlsafe(12) for u in USERS},
-    }
 
 
 def hash_password(password: str) -> str:

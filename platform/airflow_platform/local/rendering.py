@@ -7,6 +7,7 @@ volumes, ports and probes: the same manifests a cluster would run.
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,6 +53,19 @@ def helm_template(
     return result.stdout
 
 
+def chart_values(helm: str, chart: Path, values_files: Iterable[Path]) -> dict[str, Any]:
+    """The chart's values as helm has them (`helm show values`), the files merged over them."""
+    from airflow_platform.merge import deep_merge
+
+    shown = subprocess.run([helm, "show", "values", str(chart)], capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise RenderError(f"`helm show values` failed:\n{shown.stderr.strip()}")
+    merged: dict[str, Any] = yaml.safe_load(shown.stdout) or {}
+    for path in values_files:
+        merged = deep_merge(merged, yaml.safe_load(path.read_text()) or {})
+    return merged
+
+
 @dataclass
 class Container:
     name: str
@@ -93,6 +107,7 @@ class Workload:
     init_containers: list[Container]
     volumes: dict[str, dict[str, Any]]
     labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)  # the pod template's
     termination_grace_seconds: int = 30  # Kubernetes' default when the pod sets none
 
     def container(self, name: str) -> Container | None:
@@ -119,7 +134,8 @@ class Rendering:
         for doc in self.of_kind("Deployment", "StatefulSet", "Job"):
             meta = doc["metadata"]
             spec = doc.get("spec") or {}
-            pod = (spec.get("template") or {}).get("spec") or {}
+            template = spec.get("template") or {}
+            pod = template.get("spec") or {}
             labels = meta.get("labels") or {}
             replicas = spec.get("replicas", 1) if doc["kind"] != "Job" else 1
             out.append(
@@ -132,6 +148,7 @@ class Rendering:
                     init_containers=[Container.parse(c) for c in pod.get("initContainers") or []],
                     volumes={v["name"]: v for v in pod.get("volumes") or []},
                     labels=labels,
+                    annotations=dict((template.get("metadata") or {}).get("annotations") or {}),
                     termination_grace_seconds=int(pod.get("terminationGracePeriodSeconds", 30)),
                 )
             )
@@ -167,3 +184,13 @@ class Rendering:
 
     def services(self) -> list[dict[str, Any]]:
         return self.of_kind("Service")
+
+    def role_mapping(self) -> dict[str, list[str]]:
+        """AUTH_ROLES_MAPPING of the rendered FAB configuration (groups -> roles)."""
+        for data in self.config_maps().values():
+            for text in data.values():
+                for line in text.splitlines():
+                    name, eq, value = line.partition("=")
+                    if eq and name.strip() == "AUTH_ROLES_MAPPING":
+                        return dict(json.loads(value))
+        raise RenderError("the rendering has no AUTH_ROLES_MAPPING (auth.manager fab with oidc)")

@@ -97,8 +97,12 @@ class StateDir:
     def volume(self, name: str) -> Path:
         return self.root / "volumes" / name
 
-    def log(self, component: str) -> Path:
-        return self.logs / f"{component}.log"
+    def log(self, name: str) -> Path:
+        """A process's log: <logs>/<MWAA log group>/<process>.log when the rendering puts its
+        pod in a log group (as CloudWatch keeps a stream per pod in its group), else
+        <logs>/<process>.log (the embedded services, the watchdog)."""
+        group = self.load().get("log_groups", {}).get(name)
+        return self.logs / group / f"{name}.log" if group else self.logs / f"{name}.log"
 
     @property
     def _state_file(self) -> Path:
@@ -163,7 +167,7 @@ class StateDir:
             "results-password": lambda: secrets.token_urlsafe(18),
             "vault-token": lambda: "root-" + secrets.token_hex(8),
         }
-        from airflow_platform.local.oidc import generated_secrets
+        from airflow_platform.local.users import generated_secrets
 
         wanted.update(generated_secrets())
         changed = False

@@ -120,6 +120,19 @@ class Supervisor:
         self._store(record, name)
         return record
 
+    def start_companions(self, companions: list[dict]) -> None:
+        """Start the companions of a process (a worker's log server) that are not running;
+        each is a launch record (planning.launch_record)."""
+        for spec in companions:
+            if not self.alive(spec["name"]):
+                self.start(
+                    spec["name"],
+                    spec["argv"],
+                    env=spec["env"],
+                    cwd=Path(spec["cwd"]) if spec.get("cwd") else None,
+                    ports={k: int(v) for k, v in spec.get("ports", {}).items()},
+                )
+
     def alive(self, name: str) -> bool:
         rec = self.record(name)
         if rec is None:
@@ -154,32 +167,37 @@ class Supervisor:
 
     def stop(self, name: str, timeout: float = 20.0) -> None:
         """Stop one process and everything it spawned, by PID; forget its record."""
-        with self.state.locked():  # the watchdog must not restart it meanwhile
-            self._stop_locked(name, timeout)
+        self.stop_many([name], timeout)
 
-    def _stop_locked(self, name: str, timeout: float) -> None:
-        rec = self.record(name)
-        if rec is None:
-            return
-        proc = _process(rec.pid, rec.create_time)
-        if proc is not None:
-            import psutil
+    def stop_many(self, names: list[str], timeout: float = 20.0) -> None:
+        """Stop processes together (each with its own stop signal, to its whole group), wait
+        for all at once, kill what is left at `timeout`; forget their records."""
+        import psutil
 
-            family = [proc, *proc.children(recursive=True)]
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(rec.pid, rec.stop_signal)
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(rec.stop_signal)
-            lingering = _wait_gone(family, timeout)
+        with self.state.locked():  # the watchdog must not restart them meanwhile
+            families: list = []
+            records = [r for r in (self.record(n) for n in names) if r is not None]
+            for rec in records:
+                proc = _process(rec.pid, rec.create_time)
+                if proc is None:
+                    continue
+                with contextlib.suppress(psutil.Error):
+                    families += [proc, *proc.children(recursive=True)]
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(rec.pid, rec.stop_signal)
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(rec.stop_signal)
+            lingering = _wait_gone(families, timeout)
             for leftover in lingering:
                 with contextlib.suppress(psutil.Error):
                     leftover.kill()
             _wait_gone(lingering, 5)
-        child = self._children.pop(rec.pid, None)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=1)
-        self._store(None, name)
+            for rec in records:
+                child = self._children.pop(rec.pid, None)
+                if child is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.wait(timeout=1)
+                self._store(None, rec.name)
 
     def forget(self, name: str) -> None:
         self._store(None, name)

@@ -60,6 +60,7 @@ def watch(state_dir: Path, interval: float = 1.0) -> None:
                 if sup.alive(name):
                     if now - started_at.get(name, now) > HEALTHY_AFTER:
                         restarts.pop(name, None)
+                    sup.start_companions(launch.get("companions", []))  # e.g. its log server
                     continue
                 if now < not_before.get(name, 0.0):
                     continue
@@ -75,6 +76,7 @@ def watch(state_dir: Path, interval: float = 1.0) -> None:
                     cwd=Path(launch["cwd"]),
                     ports={k: int(v) for k, v in launch.get("ports", {}).items()},
                 )
+                sup.start_companions(launch.get("companions", []))
         time.sleep(interval)
 
 

@@ -1,0 +1,107 @@
+"""`local up` warm and `local down` with idle workers (printed, never asserted).
+
+One platform is brought up cold once (not measured); then, `--runs` times: `down` with every
+worker idle, then `up` warm (state kept: database migrated, rendering unchanged) until every
+component is healthy. Between the two, `--workers N` idle workers run (the autoscaler's pool
+is topped up by starting them as it would). Prints medians and spreads; with --out, writes
+them as JSON too.
+
+Run: .venv/bin/python bench/local/up_down.py [--runs 3] [--workers 3] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from airflow_platform.local.platform import LocalPlatform
+from airflow_platform.procs import wait_until
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def spread(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.1f} s "
+        f"(min {min(values):.1f}, max {max(values):.1f}, n={len(values)})"
+    )
+
+
+def start_idle_workers(lp: LocalPlatform, count: int) -> None:
+    """Idle workers as a scale-out leaves them: started from the pool by the autoscaler's
+    own path (a min of `count`), then waited for until each says ready."""
+    data = lp.state.load()
+    raw = data["autoscaling"]
+    names = raw["pool"][:count]
+    with lp.state.locked():
+        data = lp.state.load()
+        for name in names:
+            if name not in data.get("processes", {}):
+                spec = raw["launch"][name]
+                data.setdefault("launch", {})[name] = spec
+                lp.state.save(data)
+                lp.sup.start(name, spec["argv"], env=spec["env"], cwd=Path(spec["cwd"]))
+                lp.sup.start_companions(spec.get("companions", []))
+                data = lp.state.load()
+    for name in names:
+        wait_until(
+            lambda n=name: " ready." in lp.health._log_since_start(n), 300, f"{name} ready", 0.5
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="airflow-platform-bench-updown-"))
+    root.chmod(0o755)
+    lp = LocalPlatform(root / "state")
+    ups: list[float] = []
+    downs: list[float] = []
+    try:
+        began = time.monotonic()
+        lp.up()
+        say(f"cold up (not compared): {time.monotonic() - began:.1f} s")
+        for run in range(args.runs):
+            start_idle_workers(lp, args.workers)
+            began = time.monotonic()
+            lp.down()
+            downs.append(time.monotonic() - began)
+            began = time.monotonic()
+            lp.up()
+            ups.append(time.monotonic() - began)
+            say(f"run {run + 1}: down {downs[-1]:.1f} s ({args.workers} idle workers), "
+                f"up warm {ups[-1]:.1f} s")  # fmt: skip
+    finally:
+        lp.down()
+        shutil.rmtree(root, ignore_errors=True)
+    say(f"local down, {args.workers} idle workers: {spread(downs)}")
+    say(f"local up warm:                {spread(ups)}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps(
+                {
+                    "workers": args.workers,
+                    "down_seconds": downs,
+                    "up_warm_seconds": ups,
+                    "down_median": statistics.median(downs),
+                    "up_warm_median": statistics.median(ups),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
