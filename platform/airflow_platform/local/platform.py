@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from airflow_platform.local import oidc, services
+from airflow_platform.local import oidc, queues, services
 from airflow_platform.local.api import AirflowApi
 from airflow_platform.local.autoscaler import (
     WORKER_COMPONENT,
@@ -221,8 +221,11 @@ class LocalPlatform:
             variables_path=vault.get("variablesPath", "variables"),
         )
         aws = services.seed_aws(
-            moto_endpoint, int(values.get("celery", {}).get("visibilityTimeout", 43200))
+            moto_endpoint,
+            int(values.get("celery", {}).get("visibilityTimeout", 43200)),
+            queues.names(values),  # workers.queues: see queues.py
         )
+        queue_values = queues.values_file(self.state, values, aws.worker_queue_urls)
         prefix = values.get("dags", {}).get("s3", {}).get("dagsPrefix", "dags/")
         uploaded = services.upload_dags(moto_endpoint, EXAMPLE_DAGS, prefix + "examples/")
         self.say(
@@ -241,7 +244,7 @@ class LocalPlatform:
         for key, value in runtime.items():
             set_dotted(values, key, value)
         self.say("rendering the chart (helm template)")
-        rendering = self.render(helm, runtime)
+        rendering = self.render(helm, runtime, queue_values)
         ctx = LocalContext(
             state=self.state,
             values=values,
@@ -282,7 +285,7 @@ class LocalPlatform:
         # The autoscaler's configuration first: the watchdog must know the pool (and that a
         # worker draining is not to be restarted) before it sees any worker.
         self.state.update(autoscaling=self._autoscaling_record(plan["workers"], ctx))
-        workers = self._choose_workers(plan["workers"])
+        workers = self._choose_workers(plan["workers"]) + queues.prepare(self.state, rendering, ctx)
         self.say("starting " + ", ".join(s.name for s in components + workers))
         for spec in components + workers:
             (started if self._ensure(spec) else kept).append(spec.name)
@@ -310,8 +313,10 @@ class LocalPlatform:
             seconds=time.monotonic() - began,
         )
 
-    def render(self, helm: str, runtime: dict[str, str]) -> Rendering:
-        text = helm_template(helm, CHART, self.values_files, runtime)
+    def render(self, helm: str, runtime: dict[str, str], extra: Path | None = None) -> Rendering:
+        text = helm_template(
+            helm, CHART, [*self.values_files, *([extra] if extra else [])], runtime
+        )
         self.state.prepare()
         write_private(self.state.rendered, text)  # may hold rendered Secrets
         return Rendering.parse(text)
@@ -327,6 +332,8 @@ class LocalPlatform:
         skipped: list[str] = []
         dagsync_source: tuple[Workload, Container] | None = None
         for workload in rendering.workloads():
+            if queues.is_queue_worker(workload):
+                continue  # workers.queues: queues.prepare runs them
             for container in workload.containers + workload.init_containers:
                 if is_dagsync(container):
                     sidecar = container.restart_policy == "Always" or container in (

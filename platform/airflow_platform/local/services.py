@@ -15,8 +15,8 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_platform.local.http import request, status_of
@@ -294,6 +294,7 @@ class AwsResources:
     bucket: str
     celery_queue_url: str
     event_queue_url: str
+    worker_queue_urls: dict[str, str] = field(default_factory=dict)  # workers.queues
 
 
 def aws_clients(endpoint: str):
@@ -307,7 +308,9 @@ def aws_clients(endpoint: str):
     return session.client("s3", endpoint_url=endpoint), session.client("sqs", endpoint_url=endpoint)
 
 
-def seed_aws(endpoint: str, visibility_timeout: int = 43200) -> AwsResources:
+def seed_aws(
+    endpoint: str, visibility_timeout: int = 43200, worker_queues: Iterable[str] = ()
+) -> AwsResources:
     """The DAG bucket (versioned, public access blocked, events to SQS) and the queues. The
     Celery queue's VisibilityTimeout is the chart's celery.visibilityTimeout: SQS applies
     the queue's attribute to a predefined queue, not the transport option."""
@@ -329,6 +332,14 @@ def seed_aws(endpoint: str, visibility_timeout: int = 43200) -> AwsResources:
     sqs.set_queue_attributes(
         QueueUrl=celery_url, Attributes={"VisibilityTimeout": str(visibility_timeout)}
     )
+    # Each extra worker queue (workers.queues) has an SQS queue of its own, set up alike.
+    worker_urls = {
+        q: sqs.create_queue(QueueName=f"{CELERY_QUEUE}-{q}")["QueueUrl"] for q in worker_queues
+    }
+    for url in worker_urls.values():
+        sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={"VisibilityTimeout": str(visibility_timeout)}
+        )
     event_url = sqs.create_queue(QueueName=EVENT_QUEUE)["QueueUrl"]
     event_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{EVENT_QUEUE}"
     s3.put_bucket_notification_configuration(
@@ -343,7 +354,7 @@ def seed_aws(endpoint: str, visibility_timeout: int = 43200) -> AwsResources:
             ]
         },
     )
-    return AwsResources(BUCKET, celery_url, event_url)
+    return AwsResources(BUCKET, celery_url, event_url, worker_urls)
 
 
 def upload_dags(endpoint: str, source: Path, prefix: str) -> list[str]:
