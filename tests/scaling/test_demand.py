@@ -92,6 +92,10 @@ def test_counts_running_and_queued_and_busy_hosts(db):
     only_default = read_demand(db, ["default"])
     assert (only_default.running, only_default.queued) == (4, 2)
     assert read_demand(db, ["other", "nope"]).queued == 1
+    # The default queue's workers with an extra queue `other`: every queue but that one.
+    all_but_other = read_demand(db, exclude=["other"])
+    assert (all_but_other.running, all_but_other.queued) == (4, 2)
+    assert read_demand(db, exclude=["default", "other"]) == Demand(0, 0, {})
 
 
 def test_empty_database_means_no_demand(db):

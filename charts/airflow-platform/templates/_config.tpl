@@ -36,7 +36,7 @@ task every second instead of five; together they make a 200-task fan-out ~2-4x f
   "scheduler.task_queued_timeout" "1800"
   "scheduler.enable_health_check" "True"
   "scheduler.scheduler_health_check_server_port" "8974"
-  "celery.worker_concurrency" (include "airflow-platform.tasksPerWorker" .root)
+  "celery.worker_concurrency" (ternary (toString (.workerQueue | default dict).tasks) (include "airflow-platform.tasksPerWorker" .root) (hasKey (.workerQueue | default dict) "tasks"))
   "celery.task_acks_late" "True"
   "celery.worker_prefetch_multiplier" "1"
   "celery.extra_celery_config" `{"worker_soft_shutdown_timeout": 0, "imports": ["airflow_platform.scaling.worker_shutdown"]}`
@@ -192,7 +192,7 @@ override them: the schema refuses those keys), then the mergeable configuration.
 - name: AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL
   value: "False"
 - name: AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__PREDEFINED_QUEUES
-  value: {{ toJson (dict "default" (dict "url" $v.celery.sqsQueueUrl)) | quote }}
+  value: {{ include "airflow-platform.predefinedQueues" .root | quote }}
 {{- $task := $v.logging.task }}
 {{- if and $task.enabled (eq $task.destination "s3") }}
 {{- /* Credentials from the pod's role (IRSA): no Airflow connection. With a KMS key the bucket's

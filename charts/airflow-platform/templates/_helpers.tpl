@@ -22,16 +22,21 @@ worker, migrations, plus execution-api (the task execution API alone), pgbouncer
 {{- end -}}
 {{- end -}}
 
-{{/* Name of a component's objects. Input: (dict "root" $ "component" "scheduler"). */}}
+{{/* Name of a component's objects. Input: (dict "root" $ "component" "scheduler"); an extra
+worker queue's objects add (... "queue" "<name>"): <fullname>-worker-<name>. */}}
 {{- define "airflow-platform.componentName" -}}
-{{- printf "%s-%s" (include "airflow-platform.fullname" .root) .component -}}
+{{- printf "%s-%s" (include "airflow-platform.fullname" .root) (include "airflow-platform.componentLabel" .) -}}
+{{- end -}}
+
+{{- define "airflow-platform.componentLabel" -}}
+{{- .component }}{{ with .queue }}-{{ . }}{{ end -}}
 {{- end -}}
 
 {{/* Labels that select a component's pods. */}}
 {{- define "airflow-platform.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "airflow-platform.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/component: {{ include "airflow-platform.componentLabel" . }}
 {{- end -}}
 
 {{/* The Kubernetes recommended labels, the only place they are written. */}}
@@ -41,6 +46,9 @@ app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: airflow-platform
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- with .queue }}
+airflow-platform.io/worker-queue: {{ . }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -75,9 +83,15 @@ metadata:
 {{- get (dict "scheduler" "scheduler" "dag-processor" "dagProcessor" "triggerer" "triggerer" "api-server" "apiServer" "execution-api" "executionApi" "worker" "workers" "migrations" "migrations") . -}}
 {{- end -}}
 
-{{/* A component's own values. Input: (dict "root" $ "component" "x"). Output: YAML. */}}
+{{/* A component's own values. Input: (dict "root" $ "component" "x"). Output: YAML. An extra
+worker queue's pods take workers.* with the queue's own size, nodeSelector and tolerations. */}}
 {{- define "airflow-platform.componentValues" -}}
-{{- toYaml (get .root.Values (include "airflow-platform.valuesKey" .component)) -}}
+{{- $own := get .root.Values (include "airflow-platform.valuesKey" .component) -}}
+{{- if .queue }}
+{{- $own = deepCopy $own -}}
+{{- range $key, $value := .workerQueue.values }}{{ $_ := set $own $key $value }}{{ end -}}
+{{- end -}}
+{{- toYaml $own -}}
 {{- end -}}
 
 {{/*

@@ -153,7 +153,7 @@ metadata:
   annotations:
     {{- toYaml (merge (dict) ($own.podAnnotations | default dict) $annotations) | nindent 4 }}
 spec:
-  serviceAccountName: {{ include "airflow-platform.componentName" . }}
+  serviceAccountName: {{ include "airflow-platform.componentName" (dict "root" $root "component" .component) }}
   automountServiceAccountToken: false
   {{- with $spec.restartPolicy }}
   restartPolicy: {{ . }}

@@ -33,6 +33,7 @@ the environment class, fields required together). Each failure names the field a
 {{- if gt (int $v.workers.minWorkers) (int $v.workers.maxWorkers) }}
 {{- fail (printf "\nworkers.minWorkers (%d) is greater than workers.maxWorkers (%d): raise workers.maxWorkers or lower workers.minWorkers." (int $v.workers.minWorkers) (int $v.workers.maxWorkers)) }}
 {{- end }}
+{{- include "airflow-platform.validateWorkerQueues" . }}
 {{- if gt (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas) }}
 {{- fail (printf "\napiServer.minReplicas (%d) is greater than apiServer.maxReplicas (%d): raise apiServer.maxReplicas or lower apiServer.minReplicas." (int $v.apiServer.minReplicas) (int $v.apiServer.maxReplicas)) }}
 {{- end }}
@@ -202,6 +203,34 @@ the option {{ $key }}, which holds a credential: remove it and set airflowConfig
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* workers.queues: names and SQS URLs unique (the default queue's included), one size each. */}}
+{{- define "airflow-platform.validateWorkerQueues" -}}
+{{- $names := dict -}}
+{{- $urls := dict "default" .Values.celery.sqsQueueUrl -}}
+{{- range $i, $q := .Values.workers.queues }}
+{{- $at := printf "workers.queues[%d]" $i }}
+{{- if eq $q.name "default" }}
+{{- fail (printf "\n%s.name=default: the default queue is workers.* itself (its Deployment is worker); give this queue another name." $at) }}
+{{- end }}
+{{- if hasKey $names $q.name }}
+{{- fail (printf "\n%s.name=%q is already the name of workers.queues[%d]: queue names must be unique." $at $q.name (get $names $q.name)) }}
+{{- end }}
+{{- $_ := set $names $q.name $i }}
+{{- range $other, $url := $urls }}
+{{- if eq $url $q.sqsQueueUrl }}
+{{- fail (printf "\n%s.sqsQueueUrl is already the SQS queue of %s: each queue needs an SQS queue of its own, or workers of one queue would run the other's tasks." $at (ternary "the default queue (celery.sqsQueueUrl)" (printf "queue %q" $other) (eq $other "default"))) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $urls $q.name $q.sqsQueueUrl }}
+{{- if and $q.environmentClass $q.resources }}
+{{- fail (printf "\n%s sets both environmentClass and resources: a queue's size is one or the other; remove one of them." $at) }}
+{{- end }}
+{{- if gt (int $q.minWorkers) (int $q.maxWorkers) }}
+{{- fail (printf "\n%s.minWorkers (%d) is greater than its maxWorkers (%d): raise maxWorkers or lower minWorkers." $at (int $q.minWorkers) (int $q.maxWorkers)) }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -41,6 +41,7 @@ WORKER_COMPONENT = "worker"
 CONCURRENCY_ENV = "AIRFLOW__CELERY__WORKER_CONCURRENCY"
 DATABASE_URL_ENV = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 DECISIONS_FILE = "autoscaler.json"
+QUEUES_KEY = "queue_autoscaling"  # extra worker queues' records (queues.py), by queue name
 MAX_EVENTS = 50
 
 
@@ -139,7 +140,9 @@ def drain(
         if _process(rec["pid"], rec["create_time"]) is None:
             raise RuntimeError(f"{name} is not running (pid {rec['pid']} is gone)")
         if timeout_seconds is None:
-            config = (data.get("autoscaling") or {}).get("config") or {}
+            owners = [data.get("autoscaling") or {}, *(data.get(QUEUES_KEY) or {}).values()]
+            owner = next((o for o in owners if name in o.get("pool", [])), owners[0])
+            config = owner.get("config") or {}
             timeout_seconds = float(config.get("drain_timeout_seconds", 30))
         now = time.time()
         draining[name] = {
@@ -154,35 +157,54 @@ def drain(
         return int(rec["pid"])
 
 
-def read_decisions(state: StateDir) -> dict[str, Any]:
+def decisions_file(queue: str | None = None) -> str:
+    return DECISIONS_FILE if queue is None else f"autoscaler-{queue}.json"
+
+
+def read_decisions(state: StateDir, queue: str | None = None) -> dict[str, Any]:
     try:
-        return json.loads((state.root / DECISIONS_FILE).read_text())
+        return json.loads((state.root / decisions_file(queue)).read_text())
     except (FileNotFoundError, ValueError):
         return {}
 
 
 class Autoscaler:
-    """Runs inside the watchdog; `tick()` observes, decides and acts once."""
+    """Runs inside the watchdog; `tick()` observes, decides and acts once. `queue` names an
+    extra worker queue (workers.queues): its own record, demand and decisions file."""
 
-    def __init__(self, state: StateDir, sup: Supervisor, log: Callable[[str], None]) -> None:
-        self.state = state
-        self.sup = sup
-        self.log = log
+    def __init__(
+        self, state: StateDir, sup: Supervisor, log: Callable[[str], None], queue: str | None = None
+    ) -> None:
+        self.state, self.sup, self.queue = state, sup, queue
+        tag = f"autoscaler[{queue}]:" if queue else "autoscaler:"
+        self.log = lambda message: log(message.replace("autoscaler:", tag, 1))
         self._config: WorkerScaling | None = None
         self._policy: Any = None
         self._engine: Any = None
         self._engine_url = ""
         self._db_down_since: float | None = None
-        self._events: list[dict[str, Any]] = list(read_decisions(state).get("events", []))
+        self._events: list[dict[str, Any]] = list(read_decisions(state, queue).get("events", []))
+
+    def _raw(self) -> dict[str, Any] | None:
+        data = self.state.load()
+        if self.queue is None:
+            return data.get("autoscaling")
+        return (data.get(QUEUES_KEY) or {}).get(self.queue)
+
+    def _demand_filter(self) -> dict[str, list[str]]:
+        """An extra queue's own tasks; the default queue's: all but the extra queues'."""
+        if self.queue is not None:
+            return {"queues": [self.queue]}
+        return {"exclude": sorted(self.state.load().get(QUEUES_KEY) or {})}
 
     # --- one round ------------------------------------------------------------------------
     def tick(self) -> Decision | None:
         from airflow_platform.scaling.policy import ScalingPolicy
 
-        raw = self.state.load().get("autoscaling")
+        raw = self._raw()
         if not raw:
             return None
-        self._reap()
+        self._reap(raw["pool"])
         config = WorkerScaling(**raw["config"])
         if config != self._config:
             self._config = config
@@ -235,7 +257,7 @@ class Autoscaler:
             )
             self._engine_url = url
         try:
-            demand = read_demand(self._engine)
+            demand = read_demand(self._engine, **self._demand_filter())
         except sa.exc.SQLAlchemyError as exc:
             if self._db_down_since is None:
                 self._db_down_since = time.monotonic()
@@ -291,10 +313,12 @@ class Autoscaler:
         if drained:
             self._event(decision, drained)
 
-    def _reap(self) -> None:
+    def _reap(self, pool: list[str]) -> None:
         """Forget drained workers once their main process is gone; kill those past their
         grace period, as the kubelet does."""
         for name, info in dict(self.state.load().get("draining", {})).items():
+            if name not in pool:
+                continue  # another queue's worker
             if self.sup.alive(name):
                 if time.time() > info["deadline"]:
                     self.log(f"autoscaler: {name} still runs at the end of its grace period: kill")
@@ -368,7 +392,7 @@ class Autoscaler:
             "workers": workers,
             "events": self._events,
         }
-        path = self.state.root / DECISIONS_FILE
+        path = self.state.root / decisions_file(self.queue)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(document, indent=1))
         os.replace(tmp, path)

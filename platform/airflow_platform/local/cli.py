@@ -188,13 +188,16 @@ def down(
 
 @local_app.command()
 def drain(
-    worker: Annotated[str, typer.Argument(help="The worker process, e.g. worker-1.")],
+    worker: Annotated[str, typer.Argument(help="A worker process: worker-1, worker-batch-0...")],
     state_dir: StateOpt = Path(".local-state"),
 ) -> None:
     """Scale one worker in as the autoscaler does: SIGTERM to its Celery main process, which
     finishes its running tasks, then exits; the watchdog does not restart it."""
+    from airflow_platform.local import queues
+
     console, platform = _platform(state_dir)
-    workers = platform.workers()
+    # The default queue's workers and every worker queue's (worker-<queue>-N).
+    workers = {**platform.workers(), **queues.workers(platform.state, platform.sup)}
     if worker not in workers:
         _fail(console, ValueError(f"no worker {worker!r}; running: {', '.join(workers) or 'none'}"))
     try:

@@ -21,7 +21,7 @@ module changes, and nothing else:
 | Service DNS names (`svc[.ns[.svc...]]:port`)  | 127.0.0.1:<the local port behind it>          |
 | (no AWS endpoint in a cluster)                | AWS_ENDPOINT_URL=moto, test credentials       |
 | serviceAccount-based Vault auth               | token auth with the dev server's root token   |
-| a worker pod's own address and hostname       | 127.0.0.<replica+2>, through `hostname_       |
+| a worker pod's own address and hostname       | 127.0.<queue>.<replica+2>, by `hostname_      |
 | (task_instance.hostname) and its log-server   | callable` (hostname.py); its log server binds |
 | container (binds every interface)             | that address only, on the shared port         |
 
@@ -70,11 +70,12 @@ LOG_SERVER_MODULE = "airflow.utils.serve_logs.core"
 LOCAL_LOG_SERVER = "airflow_platform.local.log_server"
 
 
-def worker_address(replica: int) -> str:
-    """Worker replica N's own loopback address (its "pod IP"): 127.0.0.<N+2>."""
-    if not 0 <= replica < 250:
-        raise MappingError(f"worker replica {replica}: at most 250 workers run on one machine")
-    return f"127.0.0.{replica + 2}"
+def worker_address(replica: int, lane: int = 0) -> str:
+    """Worker replica N's own loopback address (its "pod IP"): 127.0.<lane>.<N+2>, where lane
+    0 is the default queue and lane i the i-th of workers.queues (127.0.0.0/8 is loopback)."""
+    if not 0 <= replica < 250 or not 0 <= lane < 250:
+        raise MappingError(f"worker replica {replica}: at most 250 workers per queue, 250 queues")
+    return f"127.0.{lane}.{replica + 2}"
 
 
 class Mapper:
@@ -310,15 +311,18 @@ class Mapper:
     def is_log_server(workload: Workload, container: Container) -> bool:
         """The worker pod's log-server container (Airflow's serve_logs)."""
         argv = [*container.command, *container.args]
-        return workload.component == "worker" and LOG_SERVER_MODULE in argv
+        worker = workload.component == "worker" or workload.component.startswith("worker-")
+        return worker and LOG_SERVER_MODULE in argv
 
-    def worker_process(self, workload: Workload, container: Container, replica: int) -> ProcessSpec:
+    def worker_process(
+        self, workload: Workload, container: Container, replica: int, lane: int = 0
+    ) -> ProcessSpec:
         """A Celery worker replica with its pod's own address: a loopback address of its own
         (127.0.0.0/8 is all loopback), which is also its Airflow hostname. The API server
         fetches a running task's log from http://<hostname>:<log server port>, so the pod's
         log-server container runs beside it, bound to that address only."""
         spec = self.process(workload, container, replica)
-        address = worker_address(replica)
+        address = worker_address(replica, lane)
         if HOSTNAME_CALLABLE_ENV not in spec.env:
             spec.env[HOSTNAME_CALLABLE_ENV] = HOSTNAME_CALLABLE
             spec.env[POD_HOSTNAME_ENV] = address

@@ -84,11 +84,20 @@ def is_dagsync(container: Container) -> bool:
     return "dagsync" in argv[:3]
 
 
+QUEUE_LABEL = "airflow-platform.io/worker-queue"  # on each workers.queues Deployment
+
+
+def is_queue_worker(workload: Workload) -> bool:
+    return workload.kind == "Deployment" and QUEUE_LABEL in workload.labels
+
+
 def make_plan(rendering: Rendering, ctx: LocalContext, rendered_at: Path) -> Plan:
     mapper = Mapper(rendering, ctx)
     plan = Plan()
     dagsync_source: tuple[Workload, Container] | None = None
     for workload in rendering.workloads():
+        if is_queue_worker(workload):
+            continue  # workers.queues: queues.prepare plans and runs them
         group = workload.annotations.get(LOG_GROUP_ANNOTATION, "")
         for container in workload.containers + workload.init_containers:
             if is_dagsync(container):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_platform.local import postgres, services
+from airflow_platform.local import postgres, queues, services
 from airflow_platform.local.autoscaler import WORKER_COMPONENT
 from airflow_platform.local.handles import REPO, PlatformHandles, SignInUser
 from airflow_platform.local.health import Health
@@ -110,8 +110,9 @@ class LocalPlatform(PlatformHandles):
         user's values files over them: no default of our own."""
         return chart_values(self.check_tools(), CHART, self.values_files)
 
-    def render(self, helm: str, runtime: dict[str, str]) -> Rendering:
-        text = helm_template(helm, CHART, self.values_files, runtime)
+    def render(self, helm: str, runtime: dict[str, str], extra: Path | None = None) -> Rendering:
+        files = [*self.values_files, *([extra] if extra else [])]  # extra: queues.values_file
+        text = helm_template(helm, CHART, files, runtime)
         self.state.prepare()
         write_private(self.state.rendered, text)  # may hold rendered Secrets
         return Rendering.parse(text)
@@ -162,14 +163,20 @@ class LocalPlatform(PlatformHandles):
             bao = pool.submit(
                 services.start_openbao, self.sup, ports["openbao"], generated["vault-token"]
             )
-            shown = pool.submit(chart_values, helm, CHART, self.values_files)
-            rendered = pool.submit(self.render, helm, runtime)
+            values = chart_values(helm, CHART, self.values_files)
+            # workers.queues: each queue's moto URL is known from the port, like the others.
+            queue_urls = {
+                q: services.queue_url(runtime_moto(ports), f"{services.CELERY_QUEUE}-{q}")
+                for q in queues.names(values)
+            }
+            queue_values = queues.values_file(self.state, values, queue_urls)
+            rendered = pool.submit(self.render, helm, runtime, queue_values)
             database_url, moto_endpoint, vault_url = pg.result(), moto.result(), bao.result()
-            values, rendering = shown.result(), rendered.result()
+            rendering = rendered.result()
         result_backend_url = postgres.ensure_results_role(
             ports["postgres"], generated["postgres-password"], generated["results-password"]
         )
-        aws = services.seed_aws(moto_endpoint)
+        aws = services.seed_aws(moto_endpoint, queues.names(values))
         made = {
             "celery.sqsQueueUrl": aws.celery_queue_url,
             "dags.s3.bucket": aws.bucket,
@@ -178,6 +185,10 @@ class LocalPlatform(PlatformHandles):
         }
         if any(runtime[k] != v for k, v in made.items()):
             raise PlatformError(f"rendered with {runtime}, but the services gave {made}")
+        if aws.worker_queue_urls != queue_urls:
+            raise PlatformError(
+                f"rendered with queues {queue_urls}, but moto gave {aws.worker_queue_urls}"
+            )
         ctx = LocalContext(
             state=self.state,
             values=values,
@@ -222,7 +233,9 @@ class LocalPlatform(PlatformHandles):
         # The autoscaler's configuration first: the watchdog must know the pool (and that a
         # worker draining is not to be restarted) before it sees any worker.
         self.state.update(autoscaling=autoscaling_record(plan, ctx))
-        workers = choose_workers(plan, self.state.load())
+        workers = choose_workers(plan, self.state.load()) + queues.prepare(
+            self.state, rendering, ctx
+        )
         self.say("starting " + ", ".join(s.name for s in components + workers))
         for spec in components + workers:
             (started if self.life.ensure(spec) else kept).append(spec.name)
@@ -254,7 +267,7 @@ class LocalPlatform(PlatformHandles):
 
     def _runtime(self, ports: dict[str, int]) -> dict[str, str]:
         """Values only known at run time, given to `helm template` as --set-string."""
-        moto = f"http://127.0.0.1:{ports['moto']}"
+        moto = runtime_moto(ports)
         return {
             "celery.sqsQueueUrl": services.queue_url(moto, services.CELERY_QUEUE),
             "dags.s3.bucket": services.BUCKET,
@@ -280,7 +293,8 @@ class LocalPlatform(PlatformHandles):
         visibility = spec_env(
             plan, "scheduler", "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"
         )
-        services.set_visibility_timeout(moto, aws.celery_queue_url, int(visibility))
+        for url in [aws.celery_queue_url, *aws.worker_queue_urls.values()]:
+            services.set_visibility_timeout(moto, url, int(visibility))
         prefix = spec_env(plan, "dagsync", "DAGSYNC_DAGS_PREFIX")
         uploaded = services.upload_dags(moto, EXAMPLE_DAGS, prefix + "examples/")
         self.say(
@@ -346,3 +360,7 @@ def _spec_summary(spec: ProcessSpec) -> dict[str, Any]:
         "probe": spec.url(spec.http_probe[0]) if spec.http_probe else None,
         "ports": {str(k): v for k, v in spec.ports.items()},
     }
+
+
+def runtime_moto(ports: dict[str, int]) -> str:
+    return f"http://127.0.0.1:{ports['moto']}"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_platform.local.http import request, status_of
@@ -83,6 +84,7 @@ class AwsResources:
     bucket: str
     celery_queue_url: str
     event_queue_url: str
+    worker_queue_urls: dict[str, str] = field(default_factory=dict)  # workers.queues
 
 
 def queue_url(endpoint: str, name: str) -> str:
@@ -108,10 +110,13 @@ def set_visibility_timeout(endpoint: str, queue_url: str, seconds: int) -> None:
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(seconds)})
 
 
-def seed_aws(endpoint: str, visibility_timeout: int = 43200) -> AwsResources:
+def seed_aws(
+    endpoint: str, worker_queues: Iterable[str] = (), visibility_timeout: int = 43200
+) -> AwsResources:
     """The DAG bucket (versioned, public access blocked, events to SQS) and the queues; the
     Celery queue's visibility timeout at the chart's default until `up` sets the rendered
-    one (set_visibility_timeout)."""
+    one (set_visibility_timeout). Each extra worker queue (workers.queues) gets an SQS queue
+    of its own."""
     s3, sqs = aws_clients(endpoint)
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if BUCKET not in existing:
@@ -128,6 +133,11 @@ def seed_aws(endpoint: str, visibility_timeout: int = 43200) -> AwsResources:
     )
     celery_url = sqs.create_queue(QueueName=CELERY_QUEUE)["QueueUrl"]
     set_visibility_timeout(endpoint, celery_url, visibility_timeout)
+    worker_urls = {
+        q: sqs.create_queue(QueueName=f"{CELERY_QUEUE}-{q}")["QueueUrl"] for q in worker_queues
+    }
+    for url in worker_urls.values():
+        set_visibility_timeout(endpoint, url, visibility_timeout)
     event_url = sqs.create_queue(QueueName=EVENT_QUEUE)["QueueUrl"]
     event_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{EVENT_QUEUE}"
     s3.put_bucket_notification_configuration(
@@ -142,7 +152,7 @@ def seed_aws(endpoint: str, visibility_timeout: int = 43200) -> AwsResources:
             ]
         },
     )
-    return AwsResources(BUCKET, celery_url, event_url)
+    return AwsResources(BUCKET, celery_url, event_url, worker_urls)
 
 
 def upload_dags(endpoint: str, source: Path, prefix: str) -> list[str]:

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from airflow_platform.local import queues
 from airflow_platform.local.autoscaler import Autoscaler
 from airflow_platform.local.state import StateDir
 from airflow_platform.local.supervisor import Supervisor
@@ -36,15 +37,18 @@ def watch(state_dir: Path, interval: float = 1.0) -> None:
     not_before: dict[str, float] = {}
     started_at: dict[str, float] = {}
     autoscaler = Autoscaler(state, sup, log)
+    queue_autoscalers: dict[str, Autoscaler] = {}  # workers.queues: one per queue
     log(f"watching {state.root} (pid {os.getpid()})")
     while True:
         if state.load().get("processes", {}).get("watchdog", {}).get("pid") != os.getpid():
             log("no longer the recorded watchdog: exiting")
             return
-        try:
-            autoscaler.tick()
-        except Exception as exc:  # a bad round must not stop the restarts
-            log(f"autoscaler: round failed: {exc!r}")
+        for scaler in [autoscaler, *queues.autoscalers(state, sup, log, queue_autoscalers)]:
+            try:
+                scaler.tick()
+            except Exception as exc:  # a bad round must not stop the restarts
+                which = f"[{scaler.queue}]" if scaler.queue else ""
+                log(f"autoscaler{which}: round failed: {exc!r}")
         with state.locked():
             data = state.load()
             mine = data.get("processes", {}).get("watchdog", {}).get("pid")

@@ -87,6 +87,8 @@ def worker_scaler(kube: Kube, deployments: list[Any]) -> Workers | None:
         return None
     current = worker.status.ready_replicas or 0
     for so in kube.scaled_objects():
+        if (so["metadata"].get("labels") or {}).get(COMPONENT_LABEL, "worker") != "worker":
+            continue  # an extra worker queue's (workers.queues)
         annotations = so["metadata"].get("annotations") or {}
         spec = so.get("spec", {})
         return Workers(

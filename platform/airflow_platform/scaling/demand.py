@@ -28,21 +28,32 @@ class Demand:
         return sum(1 for count in self.running_by_host.values() if count > 0)
 
 
-def _queue_filter(queues: Sequence[str]) -> tuple[str, dict[str, object]]:
-    if not queues:
-        return "", {}
-    return " AND queue IN :queues", {"queues": tuple(queues)}
+def _queue_filter(
+    queues: Sequence[str], exclude: Sequence[str]
+) -> tuple[str, dict[str, object], list[str]]:
+    where, params, expanding = "", {}, []
+    if queues:
+        where += " AND queue IN :queues"
+        params["queues"] = tuple(queues)
+        expanding.append("queues")
+    if exclude:
+        where += " AND queue NOT IN :exclude"
+        params["exclude"] = tuple(exclude)
+        expanding.append("exclude")
+    return where, params, expanding
 
 
-def read_demand(engine: Engine, queues: Sequence[str] = ()) -> Demand:
-    """Running/queued task instances (optionally only on `queues`) and running ones per host."""
-    where, params = _queue_filter(queues)
+def read_demand(engine: Engine, queues: Sequence[str] = (), exclude: Sequence[str] = ()) -> Demand:
+    """Running/queued task instances (optionally only on `queues`, or on every queue but
+    `exclude`: the default queue's workers serve all but the extra queues) and running ones
+    per host."""
+    where, params, expanding = _queue_filter(queues, exclude)
     statement = sa.text(
         "SELECT state, coalesce(hostname, '') AS host, count(*) AS n FROM task_instance"
         f" WHERE state IN ('running', 'queued'){where} GROUP BY state, host"
     )
-    if queues:
-        statement = statement.bindparams(sa.bindparam("queues", expanding=True))
+    for name in expanding:
+        statement = statement.bindparams(sa.bindparam(name, expanding=True))
     running = queued = 0
     by_host: dict[str, int] = {}
     with engine.connect() as conn:

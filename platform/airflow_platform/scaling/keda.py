@@ -29,6 +29,7 @@ How each part of the policy maps, and where it can only be approximated:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from airflow_platform.scaling.policy import PolicyConfig
@@ -36,10 +37,20 @@ from airflow_platform.scaling.policy import PolicyConfig
 HPA_PERIOD_SECONDS = 15
 
 
-def demand_query(tasks_per_worker: int) -> str:
+def queue_condition(queue: str | None = None, others: Sequence[str] = ()) -> str:
+    """The task instances of one worker queue: an extra queue's own (`queue`), or the
+    default queue's, i.e. all but the extra queues (`others`); "" when there are none."""
+    if queue is not None:
+        return f" AND queue = '{queue}'"
+    if others:
+        return " AND queue NOT IN (" + ", ".join(f"'{q}'" for q in others) + ")"
+    return ""
+
+
+def demand_query(tasks_per_worker: int, condition: str = "") -> str:
     return (
         f"SELECT ceil(count(*)::decimal / {int(tasks_per_worker)}) FROM task_instance"
-        " WHERE state IN ('running', 'queued')"
+        f" WHERE state IN ('running', 'queued'){condition}"
     )
 
 
