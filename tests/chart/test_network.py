@@ -96,6 +96,9 @@ def describe_ingress(rule: dict, values: dict) -> str:
     if port == "dagsync":
         assert rule["from"] == np["metricsIngressFrom"]
         return "monitoring (dagsync)"
+    if port == "agent-metrics":
+        assert rule["from"] == np["metricsIngressFrom"]
+        return "monitoring (worker agent)"
     if "from" not in rule:
         assert port == "http" and np["apiServerIngressFrom"] == []
         return "load balancer (http)"

@@ -83,7 +83,7 @@ def test_monitors_scrape_the_exporter_and_every_dagsync_sidecar(render) -> None:
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "statsd-exporter"
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
-    (pm,) = r.all("PodMonitor")
+    pm = r.one("PodMonitor", "dagsync")  # the worker agents' own: test_worker_agent_metrics.py
     components = next(
         e["values"]
         for e in pm["spec"]["selector"]["matchExpressions"]

@@ -125,3 +125,50 @@ def required_secrets(values: dict) -> dict[str, set[str]]:
     for ref in (values.get("airflowConfigurationSecrets") or {}).values():
         needed.setdefault(ref["secretName"], set()).add(ref["key"])
     return needed
+
+
+def chart_for_cluster(cluster: Cluster, work: Path) -> tuple[Path, Path]:
+    """A copy of the chart whose kubeVersion admits the tier's 1.20, and the file of the
+    cluster's served API versions that the served-apis post-renderer reads."""
+    import re
+    import shutil
+
+    chart = work / "airflow-platform"
+    shutil.copytree(REPO / "charts" / "airflow-platform", chart)
+    chart_yaml = chart / "Chart.yaml"
+    text = chart_yaml.read_text()
+    assert re.search(r"^kubeVersion:", text, re.M), "Chart.yaml declares no kubeVersion"
+    relaxed = re.sub(r"^kubeVersion:.*$", 'kubeVersion: ">=1.20.0-0"', text, flags=re.M)
+    chart_yaml.write_text(relaxed)
+    served = work / "served-api-versions.txt"
+    served.write_text(cluster.kubectl("api-versions").stdout)
+    return chart, served
+
+
+def namespace_with_secrets(cluster: Cluster, namespace: str, values_file: Path) -> dict:
+    """Create the namespace and every existing Secret the values refer to (random data);
+    return the chart's defaults merged with the values file."""
+    import secrets
+
+    import yaml
+    from kubernetes.client.exceptions import ApiException
+
+    from airflow_platform.merge import deep_merge
+
+    try:
+        cluster.core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    chart = REPO / "charts" / "airflow-platform"
+    values = deep_merge(
+        yaml.safe_load((chart / "values.yaml").read_text()), yaml.safe_load(values_file.read_text())
+    )
+    for name, keys in required_secrets(values).items():
+        data = {k: secrets.token_urlsafe(24) for k in keys}
+        cluster.core.create_namespaced_secret(
+            namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+        )
+    return values

@@ -183,12 +183,26 @@ def worker_agent(
         float, typer.Option(envvar="WORKER_AGENT_INTERVAL", help="Seconds between updates.")
     ] = 10.0,
     once: Annotated[bool, typer.Option(help="Update once and exit.")] = False,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar="WORKER_AGENT_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="Serve Prometheus /metrics on this port; 0 = not served.",
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str,
+        typer.Option(envvar="WORKER_AGENT_METRICS_HOST", help="Address /metrics binds."),
+    ] = "127.0.0.1",
 ) -> None:
     """Keep this worker pod's pod-deletion-cost equal to the tasks it runs (idle = 0)."""
     from functools import partial
 
     from airflow_platform.logs import setup_logging
     from airflow_platform.scaling.deletion_cost import (
+        AgentMetrics,
         DeletionCostAgent,
         StepResult,
         core_v1_api,
@@ -220,7 +234,11 @@ def worker_agent(
         extra={"event": "started", "pod": pod_name, "namespace": namespace, "hostname": host},
     )
 
+    metrics = AgentMetrics()
+    server = metrics.serve(metrics_host, metrics_port) if metrics_port and not once else None
+
     def report(result: StepResult) -> None:
+        metrics.observe(result)
         if result.patched_cost is not None:
             running, cost = result.running_tasks, result.patched_cost
             log.info(
@@ -238,6 +256,8 @@ def worker_agent(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     agent.run(interval, stop, on_step=report)
+    if server is not None:
+        server.shutdown()
     engine.dispose()
     log.info("stopped", extra={"event": "stopped"})
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 POD_NAME_ENV = "POD_NAME"
@@ -102,3 +105,60 @@ class DeletionCostAgent:
             if on_step is not None:
                 on_step(result)
             stop.wait(interval_seconds)
+
+
+class AgentMetrics:
+    """The agent's Prometheus series, served on /metrics by `scaling worker-agent`.
+
+    An operator asks three things of it: is it deciding (steps), is it writing (patches,
+    the cost), and is it failing and where (errors by stage: the database count or the
+    Kubernetes patch)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.steps = Counter("worker_agent_steps", "Deletion-cost decisions made.", registry=r)
+        self.patches = Counter(
+            "worker_agent_patches", "Deletion-cost annotations written to the pod.", registry=r
+        )
+        self.errors = Counter(
+            "worker_agent_errors",
+            "Failed steps, by stage: count (database) or write (Kubernetes API).",
+            ["stage"],
+            registry=r,
+        )
+        for stage in ("count", "write"):
+            self.errors.labels(stage)  # both series exist at 0 from the start
+        self.running = Gauge(
+            "worker_agent_running_tasks", "Task instances this worker ran at the last count.",
+            registry=r,
+        )  # fmt: skip
+        self.cost = Gauge(
+            "worker_agent_deletion_cost", "The pod-deletion-cost last written (-1: none yet).",
+            registry=r,
+        )  # fmt: skip
+        self.cost.set(-1)
+        self.last_success = Gauge(
+            "worker_agent_last_success_timestamp_seconds",
+            "Unix time of the last step that counted and, when needed, wrote.",
+            registry=r,
+        )
+
+    def observe(self, result: StepResult) -> None:
+        self.steps.inc()
+        if result.running_tasks is not None:
+            self.running.set(result.running_tasks)
+        if result.patched_cost is not None:
+            self.patches.inc()
+            self.cost.set(result.patched_cost)
+        if result.error is None:
+            self.last_success.set(time.time())
+        else:
+            self.errors.labels("count" if result.running_tasks is None else "write").inc()
+
+    def serve(self, host: str, port: int) -> Any:
+        """Serve /metrics on host:port in a thread; returns the server (call .shutdown())."""
+        from prometheus_client import start_http_server
+
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server

@@ -22,6 +22,11 @@ env:
     valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
   - name: WORKER_AGENT_INTERVAL
     value: {{ $agent.intervalSeconds | toString | quote }}
+  {{- /* /metrics on the pod IP only (what Prometheus scrapes), never every interface. */}}
+  - name: WORKER_AGENT_METRICS_PORT
+    value: {{ $agent.metricsPort | toString | quote }}
+  - name: WORKER_AGENT_METRICS_HOST
+    valueFrom: {fieldRef: {fieldPath: status.podIP}}
   {{- /* Airflow is imported only for its hostname_callable: its home (~/airflow) is in the
   agent's own scratch space. */}}
   - name: HOME
@@ -39,8 +44,11 @@ env:
     value: {{ . | quote }}
   {{- end }}
   {{- include "airflow-platform.secretEnv" (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" (index $db 0) (index $db 1)) | nindent 2 }}
-{{- /* The agent serves nothing: it is live and ready while its process (PID 1) runs, neither a
-zombie nor stopped. A failing agent never holds the worker back: the cost only orders scale-in. */}}
+ports:
+  - {name: agent-metrics, containerPort: {{ $agent.metricsPort }}, protocol: TCP}
+{{- /* Live and ready while its process (PID 1) runs, neither a zombie nor stopped (/metrics
+answers even when the database does not). A failing agent never holds the worker back: the
+cost only orders scale-in. */}}
 {{- range $probe := list "livenessProbe" "readinessProbe" }}
 {{ $probe }}:
   exec:
