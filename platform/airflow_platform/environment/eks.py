@@ -1,0 +1,251 @@
+"""What a self-hosted environment needs beyond MWAA's fields: the `Eks` section of a spec
+(namespace, IRSA roles, the Aurora and SQS endpoints, the Secrets, ingress and sign-in)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from airflow_platform.environment.problems import Problem
+from airflow_platform.environment.spec_fields import (
+    ACM,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    ISSUER,
+    QUEUE_URL,
+    REGION,
+    ROLE_ARN,
+    SECRET_KEY,
+    Spec,
+    check,
+    check_cidrs,
+    to_snake,
+)
+
+OnFailure = Literal["fail", "continue"]
+AuthManager = Literal["fab", "aws"]
+AirflowRole = Literal["Admin", "Op", "User", "Viewer", "Public"]
+
+
+class SecretRef(Spec):
+    """An existing Kubernetes Secret and the key inside it."""
+
+    secret_name: str
+    key: str
+
+    @field_validator("secret_name")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        return check(DNS_SUBDOMAIN, value, "a Kubernetes Secret name", "airflow-fernet-key")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return check(SECRET_KEY, value, "a Secret data key", "connection")
+
+
+class DatabaseSecretRef(SecretRef):
+    key: str = "connection"
+
+
+class PlatformSecrets(Spec):
+    fernet_key: SecretRef | None = None
+    api_secret_key: SecretRef | None = None
+    jwt_secret: SecretRef | None = None
+
+
+class ComponentRoles(Spec):
+    """Per-component IRSA roles; each falls back to ExecutionRoleArn."""
+
+    scheduler: str | None = None
+    dag_processor: str | None = None
+    triggerer: str | None = None
+    worker: str | None = None
+    api_server: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check(
+            ROLE_ARN, value, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-worker"
+        )
+
+
+class Image(Spec):
+    repository: str
+    tag: str
+
+
+class Ingress(Spec):
+    host: str | None = None
+    certificate_arn: str | None = None
+    inbound_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("inbound_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return check_cidrs(value, "203.0.113.0/24")
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check(
+            ACM,
+            value,
+            "an ACM certificate ARN",
+            "arn:aws:acm:us-east-1:123456789012:certificate/…",
+        )
+
+
+class OidcSettings(Spec):
+    """OpenID Connect sign-in (auth manager fab): the provider, the client, group -> roles."""
+
+    issuer_url: str
+    client_id: str
+    client_secret: SecretRef
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    username_claim: str = "preferred_username"
+    groups_claim: str = "groups"
+    role_mapping: dict[str, list[AirflowRole]] = Field(default_factory=dict)
+    default_role: AirflowRole = "Public"
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return check(ISSUER, value, "an https issuer URL", "https://idp.example.com/realms/x")
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("must include openid (an OpenID Connect request)")
+        return value
+
+
+class AwsAuthSettings(Spec):
+    """AWS IAM Identity Center with Amazon Verified Permissions (auth manager aws)."""
+
+    avp_policy_store_id: str
+    saml_metadata_url: str
+    region_name: str | None = None
+    conn_id: str = "aws_default"
+
+
+class AuthSettings(Spec):
+    """Who signs in and with which role: MWAA's roles Admin, Op, User, Viewer, Public."""
+
+    manager: AuthManager = "fab"
+    oidc: OidcSettings | None = None
+    aws: AwsAuthSettings | None = None
+
+
+class EksSettings(Spec):
+    """What a self-hosted environment needs beyond MWAA's fields."""
+
+    namespace: str
+    region: str
+    service_account_role_arns: ComponentRoles = Field(default_factory=ComponentRoles)
+    database_secret: DatabaseSecretRef | None = None
+    # The Celery result backend's own role (the workers' only database access).
+    result_backend_secret: DatabaseSecretRef | None = None
+    # The database subnets: the chart's NetworkPolicies let pods reach the database there only.
+    database_cidrs: list[str] | None = None
+    keda_database_secret: DatabaseSecretRef | None = None
+    celery_queue_url: str | None = None
+    dag_event_queue_url: str | None = None
+    secrets: PlatformSecrets = Field(default_factory=PlatformSecrets)
+    image: Image | None = None
+    ingress: Ingress = Field(default_factory=Ingress)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    requirements_on_failure: OnFailure = "fail"
+    # Airflow options whose value is a credential, read from existing Secrets.
+    configuration_secrets: dict[str, SecretRef] | None = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return check(DNS_LABEL, value, "a Kubernetes namespace name", "airflow-analytics")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return check(REGION, value, "an AWS region", "us-east-1")
+
+    @field_validator("database_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_cidrs(value, "10.0.16.0/20")
+
+    @field_validator("celery_queue_url", "dag_event_queue_url")
+    @classmethod
+    def _queue_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check(
+            QUEUE_URL,
+            value,
+            "an SQS queue URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/airflow-celery",
+        )
+
+    def missing_for_deploy(self) -> list[Problem]:
+        """Settings an imported spec may still lack but a running environment needs."""
+        missing: list[Problem] = []
+        if self.database_secret is None:
+            missing.append(
+                Problem(
+                    "Eks.DatabaseSecret",
+                    "not set; name the Secret holding the Aurora PostgreSQL SQLAlchemy URL "
+                    "(SecretName, Key)",
+                )
+            )
+        if self.result_backend_secret is None:
+            missing.append(
+                Problem(
+                    "Eks.ResultBackendSecret",
+                    "not set; name the Secret holding the URL of the Celery result backend's "
+                    "own role (SecretName, Key), the workers' only database access",
+                )
+            )
+        if not self.database_cidrs:
+            missing.append(
+                Problem(
+                    "Eks.DatabaseCidrs",
+                    "not set; give the CIDRs of the database subnets (the NetworkPolicies let "
+                    "pods reach the database there only)",
+                )
+            )
+        if self.celery_queue_url is None:
+            missing.append(
+                Problem("Eks.CeleryQueueUrl", "not set; give the SQS queue URL Celery uses")
+            )
+        if self.auth.manager == "fab" and self.auth.oidc is None:
+            missing.append(
+                Problem(
+                    "Eks.Auth.Oidc",
+                    "not set; give the OpenID Connect provider (IssuerUrl, ClientId, "
+                    "ClientSecret, RoleMapping), or choose Eks.Auth.Manager aws",
+                )
+            )
+        if self.auth.manager == "aws" and self.auth.aws is None:
+            missing.append(
+                Problem(
+                    "Eks.Auth.Aws",
+                    "not set; give AvpPolicyStoreId and SamlMetadataUrl of IAM Identity Center",
+                )
+            )
+        for field in ("FernetKey", "ApiSecretKey", "JwtSecret"):
+            if getattr(self.secrets, to_snake(field)) is None:
+                missing.append(
+                    Problem(
+                        f"Eks.Secrets.{field}",
+                        "not set; name an existing Secret (SecretName, Key): the chart never "
+                        "generates secrets",
+                    )
+                )
+        return missing
