@@ -44,40 +44,30 @@ class EnvironmentClassSpec:
     pgbouncer_clients: int
 
 
-def _size(cpu: int, memory_gib: int) -> Size:
-    return Size(str(cpu), f"{memory_gib}Gi")
+def _size(cpu_memory: tuple[int, int]) -> Size:
+    return Size(str(cpu_memory[0]), f"{cpu_memory[1]}Gi")
 
 
-# MWAA caps MaxWorkers at 25 by default (a service quota); mw1.micro runs a single worker
-# inside its one scheduler and cannot scale out.
+# name, max DAGs, tasks per worker, schedulers, webservers, MaxWorkers (limit, default),
+# scheduler, worker and webserver size (vCPU, GiB), PgBouncer (pool, clients). MWAA caps
+# MaxWorkers at 25 by default (a service quota); mw1.micro runs a single worker inside its
+# one scheduler and cannot scale out.
+_ROWS = (
+    ("mw1.micro", 25, 3, (1, 1), (1, 1), (1, 1), (1, 3), (1, 3), (1, 3), (10, 200)),
+    ("mw1.small", 50, 5, (2, 5), (2, 5), (25, 10), (1, 2), (1, 2), (1, 2), (20, 500)),
+    ("mw1.medium", 250, 10, (2, 5), (2, 5), (25, 10), (2, 4), (2, 4), (1, 2), (40, 1000)),
+    ("mw1.large", 1000, 20, (2, 5), (2, 5), (25, 10), (4, 8), (4, 8), (2, 4), (80, 2000)),
+    ("mw1.xlarge", 2000, 40, (2, 5), (2, 5), (25, 10), (8, 24), (8, 24), (4, 12), (120, 3000)),
+    ("mw1.2xlarge", 4000, 80, (2, 5), (2, 5), (25, 10), (16, 48), (16, 48), (8, 24), (200, 5000)),
+)  # fmt: skip
+
 ENVIRONMENT_CLASSES: dict[str, EnvironmentClassSpec] = {
-    spec.name: spec
-    for spec in (
-        EnvironmentClassSpec(
-            "mw1.micro", 25, 3, (1, 1), (1, 1), 1, 1,
-            _size(1, 3), _size(1, 3), _size(1, 3), 10, 200,
-        ),
-        EnvironmentClassSpec(
-            "mw1.small", 50, 5, (2, 5), (2, 5), 25, 10,
-            _size(1, 2), _size(1, 2), _size(1, 2), 20, 500,
-        ),
-        EnvironmentClassSpec(
-            "mw1.medium", 250, 10, (2, 5), (2, 5), 25, 10,
-            _size(2, 4), _size(2, 4), _size(1, 2), 40, 1000,
-        ),
-        EnvironmentClassSpec(
-            "mw1.large", 1000, 20, (2, 5), (2, 5), 25, 10,
-            _size(4, 8), _size(4, 8), _size(2, 4), 80, 2000,
-        ),
-        EnvironmentClassSpec(
-            "mw1.xlarge", 2000, 40, (2, 5), (2, 5), 25, 10,
-            _size(8, 24), _size(8, 24), _size(4, 12), 120, 3000,
-        ),
-        EnvironmentClassSpec(
-            "mw1.2xlarge", 4000, 80, (2, 5), (2, 5), 25, 10,
-            _size(16, 48), _size(16, 48), _size(8, 24), 200, 5000,
-        ),
+    name: EnvironmentClassSpec(
+        name, dags, tasks, schedulers, webservers, workers[0], workers[1],
+        _size(scheduler), _size(worker), _size(webserver), pgbouncer[0], pgbouncer[1],
     )
+    for name, dags, tasks, schedulers, webservers, workers, scheduler, worker, webserver, pgbouncer
+    in _ROWS
 }  # fmt: skip
 
 DEFAULT_ENVIRONMENT_CLASS: EnvironmentClassName = "mw1.small"

@@ -3,23 +3,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from airflow_platform.environment.problems import Problem
 from airflow_platform.environment.spec_fields import (
-    ACM,
-    DNS_LABEL,
-    DNS_SUBDOMAIN,
-    ISSUER,
-    QUEUE_URL,
-    REGION,
-    ROLE_ARN,
-    SECRET_KEY,
+    AcmArn,
+    IssuerUrl,
+    Namespace,
+    QueueUrl,
+    Region,
+    RoleArn,
+    SecretKey,
+    SecretName,
     Spec,
-    check,
-    check_cidrs,
+    cidrs,
     to_snake,
 )
 
@@ -31,22 +30,12 @@ AirflowRole = Literal["Admin", "Op", "User", "Viewer", "Public"]
 class SecretRef(Spec):
     """An existing Kubernetes Secret and the key inside it."""
 
-    secret_name: str
-    key: str
-
-    @field_validator("secret_name")
-    @classmethod
-    def _secret_name(cls, value: str) -> str:
-        return check(DNS_SUBDOMAIN, value, "a Kubernetes Secret name", "airflow-fernet-key")
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        return check(SECRET_KEY, value, "a Secret data key", "connection")
+    secret_name: SecretName
+    key: SecretKey
 
 
 class DatabaseSecretRef(SecretRef):
-    key: str = "connection"
+    key: SecretKey = "connection"
 
 
 class PlatformSecrets(Spec):
@@ -58,20 +47,11 @@ class PlatformSecrets(Spec):
 class ComponentRoles(Spec):
     """Per-component IRSA roles; each falls back to ExecutionRoleArn."""
 
-    scheduler: str | None = None
-    dag_processor: str | None = None
-    triggerer: str | None = None
-    worker: str | None = None
-    api_server: str | None = None
-
-    @field_validator("*")
-    @classmethod
-    def _role(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return check(
-            ROLE_ARN, value, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-worker"
-        )
+    scheduler: RoleArn | None = None
+    dag_processor: RoleArn | None = None
+    triggerer: RoleArn | None = None
+    worker: RoleArn | None = None
+    api_server: RoleArn | None = None
 
 
 class Image(Spec):
@@ -81,31 +61,14 @@ class Image(Spec):
 
 class Ingress(Spec):
     host: str | None = None
-    certificate_arn: str | None = None
-    inbound_cidrs: list[str] = Field(default_factory=list)
-
-    @field_validator("inbound_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        return check_cidrs(value, "203.0.113.0/24")
-
-    @field_validator("certificate_arn")
-    @classmethod
-    def _cert(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return check(
-            ACM,
-            value,
-            "an ACM certificate ARN",
-            "arn:aws:acm:us-east-1:123456789012:certificate/…",
-        )
+    certificate_arn: AcmArn | None = None
+    inbound_cidrs: Annotated[list[str], cidrs("203.0.113.0/24")] = Field(default_factory=list)
 
 
 class OidcSettings(Spec):
     """OpenID Connect sign-in (auth manager fab): the provider, the client, group -> roles."""
 
-    issuer_url: str
+    issuer_url: IssuerUrl
     client_id: str
     client_secret: SecretRef
     scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
@@ -113,11 +76,6 @@ class OidcSettings(Spec):
     groups_claim: str = "groups"
     role_mapping: dict[str, list[AirflowRole]] = Field(default_factory=dict)
     default_role: AirflowRole = "Public"
-
-    @field_validator("issuer_url")
-    @classmethod
-    def _issuer(cls, value: str) -> str:
-        return check(ISSUER, value, "an https issuer URL", "https://idp.example.com/realms/x")
 
     @field_validator("scopes")
     @classmethod
@@ -147,17 +105,17 @@ class AuthSettings(Spec):
 class EksSettings(Spec):
     """What a self-hosted environment needs beyond MWAA's fields."""
 
-    namespace: str
-    region: str
+    namespace: Namespace
+    region: Region
     service_account_role_arns: ComponentRoles = Field(default_factory=ComponentRoles)
     database_secret: DatabaseSecretRef | None = None
     # The Celery result backend's own role (the workers' only database access).
     result_backend_secret: DatabaseSecretRef | None = None
     # The database subnets: the chart's NetworkPolicies let pods reach the database there only.
-    database_cidrs: list[str] | None = None
+    database_cidrs: Annotated[list[str], cidrs("10.0.16.0/20")] | None = None
     keda_database_secret: DatabaseSecretRef | None = None
-    celery_queue_url: str | None = None
-    dag_event_queue_url: str | None = None
+    celery_queue_url: QueueUrl | None = None
+    dag_event_queue_url: QueueUrl | None = None
     secrets: PlatformSecrets = Field(default_factory=PlatformSecrets)
     image: Image | None = None
     ingress: Ingress = Field(default_factory=Ingress)
@@ -165,33 +123,6 @@ class EksSettings(Spec):
     requirements_on_failure: OnFailure = "fail"
     # Airflow options whose value is a credential, read from existing Secrets.
     configuration_secrets: dict[str, SecretRef] | None = None
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return check(DNS_LABEL, value, "a Kubernetes namespace name", "airflow-analytics")
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        return check(REGION, value, "an AWS region", "us-east-1")
-
-    @field_validator("database_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else check_cidrs(value, "10.0.16.0/20")
-
-    @field_validator("celery_queue_url", "dag_event_queue_url")
-    @classmethod
-    def _queue_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return check(
-            QUEUE_URL,
-            value,
-            "an SQS queue URL",
-            "https://sqs.us-east-1.amazonaws.com/123456789012/airflow-celery",
-        )
 
     def missing_for_deploy(self) -> list[Problem]:
         """Settings an imported spec may still lack but a running environment needs."""

@@ -43,12 +43,12 @@ from airflow_platform.environment.problems import Problem, SpecError, problems_f
 from airflow_platform.environment.spec_fields import (
     AWS_QUEUE_REGION,
     BUCKET_ARN,
-    KMS,
-    NAME,
-    ROLE_ARN,
-    WINDOW,
+    BucketArn,
+    EnvironmentName,
+    KmsKey,
+    MaintenanceWindow,
+    RoleArn,
     Spec,
-    check,
     to_snake,
 )
 
@@ -75,7 +75,7 @@ class LoggingConfiguration(Spec):
 class Environment(Spec):
     """An environment spec. Optional capacity fields get MWAA's per-class defaults."""
 
-    name: str
+    name: EnvironmentName
     environment_class: EnvironmentClassName = DEFAULT_ENVIRONMENT_CLASS
     airflow_version: str = SUPPORTED_AIRFLOW_VERSIONS[-1]
     schedulers: int | None = None
@@ -84,7 +84,7 @@ class Environment(Spec):
     min_webservers: int | None = None
     max_webservers: int | None = None
     airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
-    source_bucket_arn: str
+    source_bucket_arn: BucketArn
     dag_s3_path: str
     plugins_s3_path: str | None = None
     plugins_s3_object_version: str | None = None
@@ -94,22 +94,12 @@ class Environment(Spec):
     startup_script_s3_object_version: str | None = None
     webserver_access_mode: AccessMode = "PRIVATE_ONLY"
     logging_configuration: LoggingConfiguration = Field(default_factory=LoggingConfiguration)
-    kms_key: str | None = None
-    execution_role_arn: str
-    weekly_maintenance_window_start: str | None = None
+    kms_key: KmsKey | None = None
+    execution_role_arn: RoleArn
+    weekly_maintenance_window_start: MaintenanceWindow | None = None
     worker_replacement_strategy: ReplacementStrategy = "GRACEFUL"
     tags: dict[str, str] = Field(default_factory=dict)
     eks: EksSettings
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check(
-            NAME,
-            value,
-            "an MWAA environment name (letter first, then letters, digits, - or _; at most 80)",
-            "analytics-prod",
-        )
 
     @field_validator("airflow_version")
     @classmethod
@@ -120,37 +110,6 @@ class Environment(Spec):
                 f"{', '.join(SUPPORTED_AIRFLOW_VERSIONS)}: set AirflowVersion to one of them"
             )
         return value
-
-    @field_validator("source_bucket_arn")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        return check(BUCKET_ARN, value, "an S3 bucket ARN", "arn:aws:s3:::my-airflow-bucket")
-
-    @field_validator("execution_role_arn")
-    @classmethod
-    def _role(cls, value: str) -> str:
-        return check(
-            ROLE_ARN, value, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-exec"
-        )
-
-    @field_validator("kms_key")
-    @classmethod
-    def _kms(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return check(
-            KMS,
-            value,
-            "a KMS key (ARN, key id or alias)",
-            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        )
-
-    @field_validator("weekly_maintenance_window_start")
-    @classmethod
-    def _window(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return check(WINDOW, value, "DAY:HH:MM with DAY in MON..SUN and MM 00 or 30", "SUN:03:30")
 
     @field_validator("airflow_configuration_options", mode="before")
     @classmethod

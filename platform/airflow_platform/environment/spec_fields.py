@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_pascal
 
 NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z_-]{0,79}$")
@@ -53,3 +54,62 @@ def check_cidrs(value: list[str], example: str) -> list[str]:
 
 def to_snake(pascal: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", pascal).lower()
+
+
+def cidrs(example: str) -> AfterValidator:
+    return AfterValidator(lambda value: check_cidrs(value, example))
+
+
+def _matching(pattern: re.Pattern[str], what: str, example: str) -> AfterValidator:
+    return AfterValidator(lambda value: check(pattern, value, what, example))
+
+
+# The identifiers a spec names, each refused with the form it expects (`X | None` for an
+# optional field checks only a given value).
+SecretName = Annotated[
+    str, _matching(DNS_SUBDOMAIN, "a Kubernetes Secret name", "airflow-fernet-key")
+]
+SecretKey = Annotated[str, _matching(SECRET_KEY, "a Secret data key", "connection")]
+RoleArn = Annotated[
+    str,
+    _matching(ROLE_ARN, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-execution"),
+]
+AcmArn = Annotated[
+    str,
+    _matching(ACM, "an ACM certificate ARN", "arn:aws:acm:us-east-1:123456789012:certificate/…"),
+]
+IssuerUrl = Annotated[
+    str, _matching(ISSUER, "an https issuer URL", "https://idp.example.com/realms/x")
+]
+Namespace = Annotated[str, _matching(DNS_LABEL, "a Kubernetes namespace name", "airflow-analytics")]
+Region = Annotated[str, _matching(REGION, "an AWS region", "us-east-1")]
+QueueUrl = Annotated[
+    str,
+    _matching(
+        QUEUE_URL,
+        "an SQS queue URL",
+        "https://sqs.us-east-1.amazonaws.com/123456789012/airflow-celery",
+    ),
+]
+EnvironmentName = Annotated[
+    str,
+    _matching(
+        NAME,
+        "an MWAA environment name (letter first, then letters, digits, - or _; at most 80)",
+        "analytics-prod",
+    ),
+]
+BucketArn = Annotated[
+    str, _matching(BUCKET_ARN, "an S3 bucket ARN", "arn:aws:s3:::my-airflow-bucket")
+]
+KmsKey = Annotated[
+    str,
+    _matching(
+        KMS,
+        "a KMS key (ARN, key id or alias)",
+        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    ),
+]
+MaintenanceWindow = Annotated[
+    str, _matching(WINDOW, "DAY:HH:MM with DAY in MON..SUN and MM 00 or 30", "SUN:03:30")
+]
