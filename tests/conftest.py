@@ -49,7 +49,8 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log,
     ).start()
     try:
-        wait_until(lambda: server.check_alive() or port_open(port), 30, "moto server")
+        # A loaded machine takes tens of seconds just to import moto: a generous bound, polled.
+        wait_until(lambda: server.check_alive() or port_open(port), 180, "moto server")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()

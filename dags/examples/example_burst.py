@@ -6,6 +6,10 @@
 Every execution of a task leaves its own record in S3 before it sleeps
 (results/<dag_id>/<run_id>/<task_id>/<uuid>, JSON with the try number and the worker's
 hostname), so a task run twice, or retried, is visible. Each task may be retried once.
+
+Triggered with the conf {"hold": true}, each task runs until the object
+gates/<dag_id>/<run_id>/release exists instead of sleeping (at most `hold_max_seconds`,
+default 900): a test then decides when the running tasks end.
 """
 
 from __future__ import annotations
@@ -27,8 +31,19 @@ def sleeper(seconds: float, dag_run=None, ti=None) -> None:
     bucket = Variable.get("example_results_bucket")
     key = f"results/{ti.dag_id}/{dag_run.run_id}/{ti.task_id}/{uuid.uuid4().hex}"
     record = {"try_number": ti.try_number, "hostname": getattr(ti, "hostname", None)}
-    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(record))
-    time.sleep(seconds)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record))
+    conf = dag_run.conf or {}
+    if not conf.get("hold"):
+        time.sleep(seconds)
+        return
+    release = f"gates/{ti.dag_id}/{dag_run.run_id}/release"
+    deadline = time.monotonic() + float(conf.get("hold_max_seconds", 900))
+    while time.monotonic() < deadline:
+        if s3.list_objects_v2(Bucket=bucket, Prefix=release).get("KeyCount"):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{release} did not appear in s3://{bucket}")
 
 
 def burst(dag_id: str, tasks: int, seconds: float) -> None:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.chart
 ON = {
     "pgbouncer": {"enabled": True, "connectionSecret": {"secretName": "airflow-database-pgbouncer"}}
 }
-# environmentClass -> (default_pool_size, max_client_conn): the table in templates/_helpers.tpl.
+# environmentClass -> (default_pool_size, max_client_conn), as the chart README lists them.
 POOLS = {
     "mw1.micro": (10, 200),
     "mw1.small": (20, 500),

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from env_examples import SPEC_IDS, SPECS
 
+from airflow_platform.environment.classes import ENVIRONMENT_CLASSES
+from airflow_platform.environment.config_rules import config_env_var
 from airflow_platform.environment.model import load_environment_file
 from airflow_platform.environment.render import render_values_yaml
 
@@ -29,6 +31,13 @@ def _objects(manifest: str) -> dict[tuple[str, str], dict]:
             component = doc["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
             found[(doc["kind"], component)] = doc
     return found
+
+
+def _env_values(deployment: dict, name: str) -> dict[str, str]:
+    """The plain `value` variables of one container of a Deployment."""
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = [c for c in pod["containers"] if c["name"] == name]
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
@@ -80,17 +89,28 @@ def test_chart_renders_the_environment(spec: Path, helm_bin: str, tmp_path: Path
     ):
         annotations = objects[("ServiceAccount", component)]["metadata"]["annotations"]
         assert annotations["eks.amazonaws.com/role-arn"] == (role or env.execution_role_arn)
-    assert env.eks.celery_queue_url in out.stdout
+    scheduler_env = _env_values(objects[("Deployment", "scheduler")], "scheduler")
+    assert json.loads(
+        scheduler_env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__PREDEFINED_QUEUES"]
+    ) == {"default": {"url": env.eks.celery_queue_url}}
+    assert scheduler_env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == str(
+        ENVIRONMENT_CLASSES[env.environment_class].tasks_per_worker
+    )
     database = next(
         rule["to"]
         for rule in objects[("NetworkPolicy", "scheduler")]["spec"]["egress"]
         if rule["ports"][0]["port"] == 5432
     )
     assert database == [{"ipBlock": {"cidr": c}} for c in env.eks.database_cidrs or []]
-    for key, value in env.airflow_configuration_options.items():
-        assert key in out.stdout or value in out.stdout
-    for key, value in env.tags.items():
-        assert f"{key}: {value}" in out.stdout or f'{key}: "{value}"' in out.stdout
+    # Every option reaches every Airflow component as its own variable, with its value.
+    for component in ("scheduler", "dag-processor", "triggerer", "api-server", "worker"):
+        values = _env_values(objects[("Deployment", component)], component)
+        for key, value in env.airflow_configuration_options.items():
+            assert values.get(config_env_var(key)) == value, (component, key)
+    # MWAA Tags become annotations on every object the chart renders.
+    for (kind, component), obj in objects.items():
+        annotations = obj["metadata"].get("annotations") or {}
+        assert {k: annotations.get(k) for k in env.tags} == env.tags, (kind, component)
 
 
 KEYS = [

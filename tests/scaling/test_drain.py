@@ -91,23 +91,29 @@ def test_killed_worker_s_task_comes_back_after_visibility_timeout_and_succeeds(m
 
 
 def test_prefetch_one_leaves_waiting_work_to_idle_workers(make_drill, sqs):
-    # A busy worker holds only what it runs; the rest stays in SQS for others.
+    # A busy worker holds only what it runs; the rest stays in SQS for others. All three
+    # messages wait before the busy worker's first receive, so a worker that prefetched more
+    # than it runs would take a second one then, and that task could not start on the idle
+    # worker while the busy one's task is held at its gate.
     drill = make_drill(visibility_timeout=600)
     producer = drill.producer()
+    keys = {"one", "two", "three"}
+    send(producer, sorted(keys), max_seconds=300)
     busy = drill.worker("busy", concurrency=1)
-    send(producer, ["first"], max_seconds=300)
-    wait_until(lambda: Executions.read(drill.log).starts["first"] == 1, 120, "first started")
-    send(producer, ["second", "third"], max_seconds=300)
-    wait_until(lambda: queue_counts(sqs, drill.queue_url) == (2, 1), 60, "2 waiting, 1 running")
+    started = wait_until(
+        lambda: set(Executions.read(drill.log).starts), 120, "the busy worker to start a task"
+    )
+    (held,) = started
+    rest = keys - {held}
 
     drill.worker("idle", concurrency=2)
     wait_until(
-        lambda: {"second", "third"} <= Executions.read(drill.log).starts.keys(),
+        lambda: rest <= Executions.read(drill.log).starts.keys(),
         120,
-        "waiting work picked up by the idle worker",
+        "the waiting work picked up by the idle worker while the busy worker's task runs",
     )
     seen = Executions.read(drill.log)
-    assert seen.start_workers["second"] == ["idle"] and seen.start_workers["third"] == ["idle"]
-    open_gates(drill.gates, ["first", "second", "third"])
+    assert seen.start_workers == {held: ["busy"], **{key: ["idle"] for key in rest}}
+    open_gates(drill.gates, sorted(keys))
     wait_until(lambda: sum(Executions.read(drill.log).dones.values()) == 3, 60, "all done")
     assert busy.process.alive()

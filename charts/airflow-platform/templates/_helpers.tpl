@@ -95,22 +95,13 @@ worker queue's pods take workers.* with the queue's own size, nodeSelector and t
 {{- end -}}
 
 {{/*
-MWAA environment classes (MWAA documentation): tasks per worker and the vCPU/memory of the
-scheduler, worker and webserver; plus this chart's PgBouncer pool per class (server connections
-per PgBouncer pod, client connections it accepts), the only place those sizes are written. mw1.micro runs scheduler and worker in one MWAA
-container; here each gets the 1 vCPU / 3 GB size.
+The preset of .Values.environmentClass (MWAA's sizes and tasks per worker, the allowed
+scheduler and API server counts, this chart's PgBouncer pool) from files/environment-classes.json,
+which platform/airflow_platform/environment/classes.py writes: the one table the chart and the
+environment model share. Output: YAML.
 */}}
-{{- define "airflow-platform.classes" -}}
-mw1.micro:   {tasks: 3,  scheduler: {cpu: "1", memory: 3Gi},   worker: {cpu: "1", memory: 3Gi},   webserver: {cpu: "1", memory: 3Gi}, pgbouncer: {pool: 10, clients: 200}}
-mw1.small:   {tasks: 5,  scheduler: {cpu: "1", memory: 2Gi},   worker: {cpu: "1", memory: 2Gi},   webserver: {cpu: "1", memory: 2Gi}, pgbouncer: {pool: 20, clients: 500}}
-mw1.medium:  {tasks: 10, scheduler: {cpu: "2", memory: 4Gi},   worker: {cpu: "2", memory: 4Gi},   webserver: {cpu: "1", memory: 2Gi}, pgbouncer: {pool: 40, clients: 1000}}
-mw1.large:   {tasks: 20, scheduler: {cpu: "4", memory: 8Gi},   worker: {cpu: "4", memory: 8Gi},   webserver: {cpu: "2", memory: 4Gi}, pgbouncer: {pool: 80, clients: 2000}}
-mw1.xlarge:  {tasks: 40, scheduler: {cpu: "8", memory: 24Gi},  worker: {cpu: "8", memory: 24Gi},  webserver: {cpu: "4", memory: 12Gi}, pgbouncer: {pool: 120, clients: 3000}}
-mw1.2xlarge: {tasks: 80, scheduler: {cpu: "16", memory: 48Gi}, worker: {cpu: "16", memory: 48Gi}, webserver: {cpu: "8", memory: 24Gi}, pgbouncer: {pool: 200, clients: 5000}}
-{{- end -}}
-
 {{- define "airflow-platform.class" -}}
-{{- toYaml (get (fromYaml (include "airflow-platform.classes" .)) .Values.environmentClass) -}}
+{{- toYaml (get (.Files.Get "files/environment-classes.json" | fromJson).classes .Values.environmentClass) -}}
 {{- end -}}
 
 {{/*

@@ -23,12 +23,19 @@ the environment class, fields required together). Each failure names the field a
 {{- if and $v.metrics.statsdExporter.enabled (not $v.metrics.statsd.enabled) }}
 {{- fail "\nmetrics.statsdExporter.enabled=true needs metrics.statsd.enabled=true: Airflow would send it nothing." }}
 {{- end }}
-{{- $micro := eq $v.environmentClass "mw1.micro" -}}
-{{- if and (lt (int $v.scheduler.replicas) 2) (not $micro) }}
-{{- fail (printf "\nscheduler.replicas=%d is allowed only with environmentClass mw1.micro: set scheduler.replicas between 2 and 5 (MWAA runs at least 2 schedulers)." (int $v.scheduler.replicas)) }}
+{{- /* The fewest schedulers and API servers the class allows (files/environment-classes.json). */ -}}
+{{- $classes := (.Files.Get "files/environment-classes.json" | fromJson).classes -}}
+{{- $class := get $classes $v.environmentClass -}}
+{{- range $field, $count := dict "scheduler.replicas" (list $v.scheduler.replicas $class.schedulers) "apiServer.minReplicas" (list $v.apiServer.minReplicas $class.webservers) }}
+{{- $n := index $count 0 | int }}
+{{- $lo := (index $count 1).min | int }}
+{{- if lt $n $lo }}
+{{- $others := list }}
+{{- range $name, $c := $classes }}{{ if le (int (get (ternary $c.schedulers $c.webservers (eq $field "scheduler.replicas")) "min")) $n }}{{ $others = append $others $name }}{{ end }}{{ end }}
+{{- $hi := (index $count 1).max | int }}
+{{- $where := ternary (printf "; %d is allowed with %s" $n (join ", " $others)) "" (gt (len $others) 0) }}
+{{- fail (printf "\n%s=%d is below what environmentClass %s allows (%d to %d%s): set %s between %d and %d." $field $n $v.environmentClass $lo $hi $where $field $lo $hi) }}
 {{- end }}
-{{- if and (lt (int $v.apiServer.minReplicas) 2) (not $micro) }}
-{{- fail (printf "\napiServer.minReplicas=%d is allowed only with environmentClass mw1.micro: set apiServer.minReplicas between 2 and 5." (int $v.apiServer.minReplicas)) }}
 {{- end }}
 {{- if gt (int $v.workers.minWorkers) (int $v.workers.maxWorkers) }}
 {{- fail (printf "\nworkers.minWorkers (%d) is greater than workers.maxWorkers (%d): raise workers.maxWorkers or lower workers.minWorkers." (int $v.workers.minWorkers) (int $v.workers.maxWorkers)) }}

@@ -109,6 +109,31 @@ def _run_uv(args: list[str], env: Mapping[str, str], what: str) -> str:
     return proc.stdout
 
 
+def uv_compile(
+    text: str, constraints: Constraints, env: Mapping[str, str]
+) -> tuple[list[str] | None, str]:
+    """`uv pip compile` of requirements `text` with the constraints, for this interpreter:
+    (the pinned lines, "") or (None, uv's error)."""
+    with tempfile.TemporaryDirectory(prefix="requirements-") as tmp:
+        src = Path(tmp) / "requirements.in"
+        src.write_text(text)
+        cons = Path(tmp) / "constraints.txt"
+        cons.write_text(constraints.text)
+        out = Path(tmp) / "resolved.txt"
+        args = ["pip", "compile", str(src), "--constraints", str(cons)]
+        args += ["--python", sys.executable, "--no-header", "--no-annotate", "--quiet"]
+        proc = subprocess.run(
+            [uv_binary(), *args, "--output-file", str(out)],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            return None, (proc.stderr or proc.stdout).strip()
+        return out.read_text().splitlines(), ""
+
+
 def _with_hashes(resolved: list[str], parsed: RequirementsFile) -> list[str]:
     """The resolution with requirements.txt's hashes on every line: in hash-checking mode a
     package the file does not list with its hashes (a dependency left out) is refused."""
@@ -256,30 +281,11 @@ class Installer:
         installed: dict[str, str],
         uv_env: Mapping[str, str],
     ) -> list[str]:
-        essentials = essential_versions(installed)
-        with tempfile.TemporaryDirectory(prefix="requirements-") as tmp:
-            src = Path(tmp) / "requirements.in"
-            src.write_text(text)
-            cons = Path(tmp) / "constraints.txt"
-            cons.write_text(constraints.text)
-            out = Path(tmp) / "resolved.txt"
-            args = [
-                "pip",
-                "compile",
-                str(src),
-                "--constraints",
-                str(cons),
-                "--python",
-                sys.executable,
-                "--no-header",
-                "--no-annotate",
-                "--quiet",
-                "--output-file",
-                str(out),
-            ]
-            _run_uv(args, uv_env, "resolving requirements.txt")
-            lines = out.read_text().splitlines()
-        return self._not_installed(lines, installed, essentials)
+        lines, error = uv_compile(text, constraints, uv_env)
+        if lines is None:
+            detail = "\n".join(error.splitlines()[-25:])
+            raise RequirementsError(f"resolving requirements.txt failed (uv):\n{detail}")
+        return self._not_installed(lines, installed, essential_versions(installed))
 
     def _bundle_resolution(self, bundle: Path, installed: dict[str, str]) -> list[str]:
         """A bundle was resolved when it was built (with the image's packages visible, which

@@ -1,79 +1,70 @@
 """The environment spec: MWAA's own shape plus the EKS settings MWAA does not have.
 
 Field names are MWAA's (PascalCase, as in `aws mwaa create-environment`), so a spec reads
-like the MWAA API; the `Eks` section holds what a self-hosted environment needs in
-addition (namespace, IRSA roles, the Aurora and SQS endpoints, the Secrets).
+like the MWAA API; the `Eks` section (environment/eks.py) holds what a self-hosted
+environment needs in addition (namespace, IRSA roles, the Aurora and SQS endpoints, the
+Secrets). This module holds the MWAA fields, the per-class capacity rules and loading.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_pascal
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from airflow_platform.environment.classes import DEFAULT_ENVIRONMENT_CLASS, ENVIRONMENT_CLASSES
+from airflow_platform.environment.classes import (
+    DEFAULT_ENVIRONMENT_CLASS,
+    ENVIRONMENT_CLASSES,
+    EnvironmentClassName,
+)
 from airflow_platform.environment.config_rules import (
     config_option_problems,
     config_secret_problems,
 )
+from airflow_platform.environment.eks import (  # noqa: F401  (the public import path)
+    AirflowRole,
+    AuthManager,
+    AuthSettings,
+    AwsAuthSettings,
+    ComponentRoles,
+    DatabaseSecretRef,
+    EksSettings,
+    Image,
+    Ingress,
+    OidcSettings,
+    OnFailure,
+    PlatformSecrets,
+    SecretRef,
+)
 from airflow_platform.environment.problems import Problem, SpecError, problems_from, rules_error
+from airflow_platform.environment.spec_fields import (
+    AWS_QUEUE_REGION,
+    BUCKET_ARN,
+    BucketArn,
+    EnvironmentName,
+    KmsKey,
+    MaintenanceWindow,
+    RoleArn,
+    Spec,
+    to_snake,
+)
 
 SUPPORTED_AIRFLOW_VERSIONS = ("3.3.2",)
 
-EnvironmentClassName = Literal[
-    "mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge"
-]
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 AccessMode = Literal["PUBLIC_ONLY", "PRIVATE_ONLY"]
 ReplacementStrategy = Literal["GRACEFUL", "FORCED"]
-OnFailure = Literal["fail", "continue"]
-AuthManager = Literal["fab", "aws"]
-AirflowRole = Literal["Admin", "Op", "User", "Viewer", "Public"]
-
-_NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z_-]{0,79}$")
-_PARTITION = r"arn:aws(?:-[a-z]+)*"
-_BUCKET_ARN = re.compile(rf"^{_PARTITION}:s3:::([a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9])$")
-_ROLE_ARN = re.compile(rf"^{_PARTITION}:iam::\d{{12}}:role/[\w+=,.@/-]{{1,512}}$")
-_KMS = re.compile(
-    rf"^(?:(?:{_PARTITION}:kms:[a-z0-9-]+:\d{{12}}:)?key/)?[a-zA-Z0-9-]+$"
-    rf"|^(?:{_PARTITION}:kms:[a-z0-9-]+:\d{{12}}:)?alias/[a-zA-Z0-9/_-]+$"
-)
-_ACM = re.compile(rf"^{_PARTITION}:acm:[a-z0-9-]+:\d{{12}}:certificate/[a-zA-Z0-9-]+$")
-_WINDOW = re.compile(r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01]\d|2[0-3]):(00|30)$")
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
-# AWS form https://sqs.<region>.amazonaws.com/<account>/<name>; any host is accepted so a
-# local SQS endpoint works too.
-_QUEUE_URL = re.compile(r"^https?://[^/\s]+/\d{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$")
-_AWS_QUEUE_REGION = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
-_ISSUER = re.compile(r"^https://[^\s/]+(/\S*)?$")
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_pascal, populate_by_name=True, extra="forbid", frozen=False
-    )
-
-
-def _check(pattern: re.Pattern[str], value: str, what: str, example: str) -> str:
-    if not pattern.match(value):
-        raise ValueError(f"{value!r} is not {what}; expected something like {example}")
-    return value
-
-
-class ModuleLogging(_Spec):
+class ModuleLogging(Spec):
     enabled: bool = False
     log_level: LogLevel = "INFO"
 
 
-class LoggingConfiguration(_Spec):
+class LoggingConfiguration(Spec):
     dag_processing_logs: ModuleLogging = Field(default_factory=ModuleLogging)
     scheduler_logs: ModuleLogging = Field(default_factory=ModuleLogging)
     task_logs: ModuleLogging = Field(default_factory=ModuleLogging)
@@ -81,252 +72,11 @@ class LoggingConfiguration(_Spec):
     worker_logs: ModuleLogging = Field(default_factory=ModuleLogging)
 
 
-class SecretRef(_Spec):
-    """An existing Kubernetes Secret and the key inside it."""
-
-    secret_name: str
-    key: str
-
-    @field_validator("secret_name")
-    @classmethod
-    def _secret_name(cls, value: str) -> str:
-        return _check(_DNS_SUBDOMAIN, value, "a Kubernetes Secret name", "airflow-fernet-key")
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        return _check(_SECRET_KEY, value, "a Secret data key", "connection")
-
-
-class DatabaseSecretRef(SecretRef):
-    key: str = "connection"
-
-
-class PlatformSecrets(_Spec):
-    fernet_key: SecretRef | None = None
-    api_secret_key: SecretRef | None = None
-    jwt_secret: SecretRef | None = None
-
-
-class ComponentRoles(_Spec):
-    """Per-component IRSA roles; each falls back to ExecutionRoleArn."""
-
-    scheduler: str | None = None
-    dag_processor: str | None = None
-    triggerer: str | None = None
-    worker: str | None = None
-    api_server: str | None = None
-
-    @field_validator("*")
-    @classmethod
-    def _role(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _check(
-            _ROLE_ARN, value, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-worker"
-        )
-
-
-class Image(_Spec):
-    repository: str
-    tag: str
-
-
-class Ingress(_Spec):
-    host: str | None = None
-    certificate_arn: str | None = None
-    inbound_cidrs: list[str] = Field(default_factory=list)
-
-    @field_validator("inbound_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{cidr!r} is not a CIDR block ({exc}); e.g. 203.0.113.0/24"
-                ) from None
-        return value
-
-    @field_validator("certificate_arn")
-    @classmethod
-    def _cert(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _check(
-            _ACM,
-            value,
-            "an ACM certificate ARN",
-            "arn:aws:acm:us-east-1:123456789012:certificate/…",
-        )
-
-
-class OidcSettings(_Spec):
-    """OpenID Connect sign-in (auth manager fab): the provider, the client, group -> roles."""
-
-    issuer_url: str
-    client_id: str
-    client_secret: SecretRef
-    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
-    username_claim: str = "preferred_username"
-    groups_claim: str = "groups"
-    role_mapping: dict[str, list[AirflowRole]] = Field(default_factory=dict)
-    default_role: AirflowRole = "Public"
-
-    @field_validator("issuer_url")
-    @classmethod
-    def _issuer(cls, value: str) -> str:
-        return _check(_ISSUER, value, "an https issuer URL", "https://idp.example.com/realms/x")
-
-    @field_validator("scopes")
-    @classmethod
-    def _scopes(cls, value: list[str]) -> list[str]:
-        if "openid" not in value:
-            raise ValueError("must include openid (an OpenID Connect request)")
-        return value
-
-
-class AwsAuthSettings(_Spec):
-    """AWS IAM Identity Center with Amazon Verified Permissions (auth manager aws)."""
-
-    avp_policy_store_id: str
-    saml_metadata_url: str
-    region_name: str | None = None
-    conn_id: str = "aws_default"
-
-
-class AuthSettings(_Spec):
-    """Who signs in and with which role: MWAA's roles Admin, Op, User, Viewer, Public."""
-
-    manager: AuthManager = "fab"
-    oidc: OidcSettings | None = None
-    aws: AwsAuthSettings | None = None
-
-
-class EksSettings(_Spec):
-    """What a self-hosted environment needs beyond MWAA's fields."""
-
-    namespace: str
-    region: str
-    service_account_role_arns: ComponentRoles = Field(default_factory=ComponentRoles)
-    database_secret: DatabaseSecretRef | None = None
-    # The Celery result backend's own role (the workers' only database access).
-    result_backend_secret: DatabaseSecretRef | None = None
-    # The database subnets: the chart's NetworkPolicies let pods reach the database there only.
-    database_cidrs: list[str] | None = None
-    keda_database_secret: DatabaseSecretRef | None = None
-    celery_queue_url: str | None = None
-    dag_event_queue_url: str | None = None
-    secrets: PlatformSecrets = Field(default_factory=PlatformSecrets)
-    image: Image | None = None
-    ingress: Ingress = Field(default_factory=Ingress)
-    auth: AuthSettings = Field(default_factory=AuthSettings)
-    requirements_on_failure: OnFailure = "fail"
-    # Airflow options whose value is a credential, read from existing Secrets.
-    configuration_secrets: dict[str, SecretRef] | None = None
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return _check(_DNS_LABEL, value, "a Kubernetes namespace name", "airflow-analytics")
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        return _check(_REGION, value, "an AWS region", "us-east-1")
-
-    @field_validator("database_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
-        for cidr in value or []:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError:
-                raise ValueError(
-                    f"{cidr!r} is not a CIDR; expected something like 10.0.16.0/20"
-                ) from None
-        return value
-
-    @field_validator("celery_queue_url", "dag_event_queue_url")
-    @classmethod
-    def _queue_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _check(
-            _QUEUE_URL,
-            value,
-            "an SQS queue URL",
-            "https://sqs.us-east-1.amazonaws.com/123456789012/airflow-celery",
-        )
-
-    def missing_for_deploy(self) -> list[Problem]:
-        """Settings an imported spec may still lack but a running environment needs."""
-        missing: list[Problem] = []
-        if self.database_secret is None:
-            missing.append(
-                Problem(
-                    "Eks.DatabaseSecret",
-                    "not set; name the Secret holding the Aurora PostgreSQL SQLAlchemy URL "
-                    "(SecretName, Key)",
-                )
-            )
-        if self.result_backend_secret is None:
-            missing.append(
-                Problem(
-                    "Eks.ResultBackendSecret",
-                    "not set; name the Secret holding the URL of the Celery result backend's "
-                    "own role (SecretName, Key), the workers' only database access",
-                )
-            )
-        if not self.database_cidrs:
-            missing.append(
-                Problem(
-                    "Eks.DatabaseCidrs",
-                    "not set; give the CIDRs of the database subnets (the NetworkPolicies let "
-                    "pods reach the database there only)",
-                )
-            )
-        if self.celery_queue_url is None:
-            missing.append(
-                Problem("Eks.CeleryQueueUrl", "not set; give the SQS queue URL Celery uses")
-            )
-        if self.auth.manager == "fab" and self.auth.oidc is None:
-            missing.append(
-                Problem(
-                    "Eks.Auth.Oidc",
-                    "not set; give the OpenID Connect provider (IssuerUrl, ClientId, "
-                    "ClientSecret, RoleMapping), or choose Eks.Auth.Manager aws",
-                )
-            )
-        if self.auth.manager == "aws" and self.auth.aws is None:
-            missing.append(
-                Problem(
-                    "Eks.Auth.Aws",
-                    "not set; give AvpPolicyStoreId and SamlMetadataUrl of IAM Identity Center",
-                )
-            )
-        for field in ("FernetKey", "ApiSecretKey", "JwtSecret"):
-            if getattr(self.secrets, to_snake(field)) is None:
-                missing.append(
-                    Problem(
-                        f"Eks.Secrets.{field}",
-                        "not set; name an existing Secret (SecretName, Key): the chart never "
-                        "generates secrets",
-                    )
-                )
-        return missing
-
-
-def to_snake(pascal: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", pascal).lower()
-
-
-class Environment(_Spec):
+class Environment(Spec):
     """An environment spec. Optional capacity fields get MWAA's per-class defaults."""
 
-    name: str
-    environment_class: EnvironmentClassName = DEFAULT_ENVIRONMENT_CLASS  # type: ignore[assignment]
+    name: EnvironmentName
+    environment_class: EnvironmentClassName = DEFAULT_ENVIRONMENT_CLASS
     airflow_version: str = SUPPORTED_AIRFLOW_VERSIONS[-1]
     schedulers: int | None = None
     min_workers: int | None = None
@@ -334,7 +84,7 @@ class Environment(_Spec):
     min_webservers: int | None = None
     max_webservers: int | None = None
     airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
-    source_bucket_arn: str
+    source_bucket_arn: BucketArn
     dag_s3_path: str
     plugins_s3_path: str | None = None
     plugins_s3_object_version: str | None = None
@@ -344,22 +94,12 @@ class Environment(_Spec):
     startup_script_s3_object_version: str | None = None
     webserver_access_mode: AccessMode = "PRIVATE_ONLY"
     logging_configuration: LoggingConfiguration = Field(default_factory=LoggingConfiguration)
-    kms_key: str | None = None
-    execution_role_arn: str
-    weekly_maintenance_window_start: str | None = None
+    kms_key: KmsKey | None = None
+    execution_role_arn: RoleArn
+    weekly_maintenance_window_start: MaintenanceWindow | None = None
     worker_replacement_strategy: ReplacementStrategy = "GRACEFUL"
     tags: dict[str, str] = Field(default_factory=dict)
     eks: EksSettings
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _check(
-            _NAME,
-            value,
-            "an MWAA environment name (letter first, then letters, digits, - or _; at most 80)",
-            "analytics-prod",
-        )
 
     @field_validator("airflow_version")
     @classmethod
@@ -370,37 +110,6 @@ class Environment(_Spec):
                 f"{', '.join(SUPPORTED_AIRFLOW_VERSIONS)}: set AirflowVersion to one of them"
             )
         return value
-
-    @field_validator("source_bucket_arn")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        return _check(_BUCKET_ARN, value, "an S3 bucket ARN", "arn:aws:s3:::my-airflow-bucket")
-
-    @field_validator("execution_role_arn")
-    @classmethod
-    def _role(cls, value: str) -> str:
-        return _check(
-            _ROLE_ARN, value, "an IAM role ARN", "arn:aws:iam::123456789012:role/airflow-exec"
-        )
-
-    @field_validator("kms_key")
-    @classmethod
-    def _kms(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _check(
-            _KMS,
-            value,
-            "a KMS key (ARN, key id or alias)",
-            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        )
-
-    @field_validator("weekly_maintenance_window_start")
-    @classmethod
-    def _window(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _check(_WINDOW, value, "DAY:HH:MM with DAY in MON..SUN and MM 00 or 30", "SUN:03:30")
 
     @field_validator("airflow_configuration_options", mode="before")
     @classmethod
@@ -553,7 +262,7 @@ class Environment(_Spec):
             ("Eks.CeleryQueueUrl", self.eks.celery_queue_url),
             ("Eks.DagEventQueueUrl", self.eks.dag_event_queue_url),
         ):
-            match = _AWS_QUEUE_REGION.match(url or "")
+            match = AWS_QUEUE_REGION.match(url or "")
             if match and match.group(1) != self.eks.region:
                 problems.append(
                     Problem(
@@ -566,7 +275,7 @@ class Environment(_Spec):
 
     @property
     def bucket(self) -> str:
-        match = _BUCKET_ARN.match(self.source_bucket_arn)
+        match = BUCKET_ARN.match(self.source_bucket_arn)
         assert match, "validated above"
         return match.group(1)
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from airflow_platform.bootstrap.constraints import (
     essential_versions,
     installed_distributions,
 )
-from airflow_platform.bootstrap.install import uv_binary, uv_environment
+from airflow_platform.bootstrap.install import uv_compile, uv_environment
 from airflow_platform.bootstrap.requirements_file import RequirementsFile, parse_requirements
 from airflow_platform.migrate.findings import Finding
 
@@ -54,41 +51,15 @@ def compile_requirements(
     text: str, constraints: Constraints, cache_dir: Path
 ) -> tuple[dict[str, str] | None, str]:
     """(name -> version, "") when `text` resolves with the constraints; (None, uv's error)."""
-    with tempfile.TemporaryDirectory(prefix="migrate-uv-") as tmp:
-        src = Path(tmp) / "requirements.in"
-        src.write_text(text)
-        cons = Path(tmp) / "constraints.txt"
-        cons.write_text(constraints.text)
-        out = Path(tmp) / "resolved.txt"
-        proc = subprocess.run(
-            [
-                uv_binary(),
-                "pip",
-                "compile",
-                str(src),
-                "--constraints",
-                str(cons),
-                "--python",
-                sys.executable,
-                "--no-header",
-                "--no-annotate",
-                "--quiet",
-                "--output-file",
-                str(out),
-            ],
-            env=uv_env(cache_dir),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            return None, (proc.stderr or proc.stdout).strip()
-        resolved = {}
-        for line in out.read_text().splitlines():
-            match = _PIN.match(line.strip())
-            if match:
-                resolved[canonicalize_name(match.group(1))] = match.group(2)
-        return resolved, ""
+    lines, error = uv_compile(text, constraints, uv_env(cache_dir))
+    if lines is None:
+        return None, error
+    resolved = {}
+    for line in lines:
+        match = _PIN.match(line.strip())
+        if match:
+            resolved[canonicalize_name(match.group(1))] = match.group(2)
+    return resolved, ""
 
 
 def _line_of(message: str, parsed: RequirementsFile) -> int | None:

@@ -1,7 +1,7 @@
 {{/*
 The [pgbouncer] section of pgbouncer.ini the chart generates (pgbouncer.configSecret ""). Pool
-sizes: explicit values, else the environment class's (the `pgbouncer` column of
-airflow-platform.classes). [databases] and the auth_file come from the database Secret at pod
+sizes: explicit values, else the environment class's (its `pgbouncer` entry in
+files/environment-classes.json). [databases] and the auth_file come from the database Secret at pod
 start.
 */}}
 {{- define "airflow-platform.pgbouncerIni" -}}
