@@ -332,7 +332,10 @@ class LocalPlatform:
                     sidecar = container.restart_policy == "Always" or container in (
                         workload.containers
                     )
-                    if sidecar and dagsync_source is None:
+                    # The dag-processor's sidecar: it also writes the parse requests.
+                    if sidecar and (
+                        dagsync_source is None or workload.component == "dag-processor"
+                    ):
                         dagsync_source = (workload, container)
                     continue
                 if container in workload.init_containers or not is_airflow(container):
