@@ -115,13 +115,26 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--keep", action="store_true", help="leave the platform running")
+    parser.add_argument(
+        "--state-dir",
+        help="measure a platform already up (seeded or not); nothing is started or stopped",
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with --state-dir: measure at once, without waiting for every file in the API",
+    )
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="bench-visibility-"))
-    root.chmod(0o755)  # PostgreSQL runs as nobody when we are root
-    lp = LocalPlatform(root / "state", progress=lambda m: say(f"[local] {m}"))
+    root = Path(args.state_dir or tempfile.mkdtemp(prefix="bench-visibility-"))
+    if not args.state_dir:
+        root.chmod(0o755)  # PostgreSQL runs as nobody when we are root
+    lp = LocalPlatform(
+        root if args.state_dir else root / "state", progress=lambda m: say(f"[local] {m}")
+    )
     try:
-        lp.up(timeout=900)
+        if not args.state_dir:
+            lp.up(timeout=900)
         api = lp.api()
         data = lp.state.load()
         s3 = aws_clients(data["moto_endpoint"])[0]
@@ -131,21 +144,39 @@ def main() -> None:
             line = rendered.split(f"name: {name}\n", 1)[1].split("\n", 1)[0].strip()
             say(f"chart default {name} {line}")
 
-        baseline = total_dags(api)
         seeded = [f"bench_seed_{i:04d}" for i in range(args.files)]
-        began = time.monotonic()
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda d: put(s3, data, d, "v0"), seeded))
-        say(f"== {args.files} DAG files put in {time.monotonic() - began:.1f}s")
-        wait_until(
-            lambda: total_dags(api) >= baseline + args.files,
-            3600,
-            f"{args.files} DAGs in the API",
-            2.0,
+        if not args.state_dir:
+            baseline = total_dags(api)
+            began = time.monotonic()
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(lambda d: put(s3, data, d, "v0"), seeded))
+            say(f"== {args.files} DAG files put in {time.monotonic() - began:.1f}s")
+            wait_until(
+                lambda: total_dags(api) >= baseline + args.files,
+                3600,
+                f"{args.files} DAGs in the API",
+                2.0,
+            )
+            say(
+                f"   all {args.files} in the API "
+                f"{time.monotonic() - began:.1f}s after the first put"
+            )
+        listing = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=data["bucket"], Prefix=data["dags_prefix"]
         )
-        say(f"   all {args.files} in the API {time.monotonic() - began:.1f}s after the first put")
+        in_bucket = sum(len(page.get("Contents", [])) for page in listing)
+        on_disk = len(list((lp.state.sync_root / "dags" / "current").rglob("*.py")))
+        say(
+            f"== {in_bucket} DAG files in the bucket, {on_disk} published by dagsync, "
+            f"{total_dags(api)} DAGs in the API"
+        )
+        if args.no_wait:
+            seeded = [
+                p.stem for p in (lp.state.sync_root / "dags" / "current").rglob("bench_seed_*.py")
+            ]
 
-        say(f"== idle CPU over {args.idle_seconds:.0f}s ({args.files} files, nothing uploaded)")
+        busy = " (the DAG processor still parsing the backlog: not idle)" if args.no_wait else ""
+        say(f"== CPU over {args.idle_seconds:.0f}s, nothing uploaded{busy}")
         cpu = idle_cpu(lp, args.idle_seconds)
         say(
             f"   dag-processor {cpu['dag-processor']:.1f}% of a core "
@@ -177,7 +208,9 @@ def main() -> None:
             say(f"{kind:8s}: {describe(values)}")
         say(f"all     : {describe(results['new'] + results['changed'])}")
     finally:
-        if not args.keep:
+        if args.state_dir:
+            pass
+        elif not args.keep:
             lp.down(wipe=True)
             shutil.rmtree(root, ignore_errors=True)
         else:

@@ -98,14 +98,13 @@ def test_running_and_finished_task_logs_are_read_through_the_api(platform) -> No
     finished = wait_until(lambda: ti()["state"] in ("success", "failed") and ti(), 300, "talk")
     assert finished["state"] == "success", json.dumps(finished)[:2000]  # type: ignore[index]
 
-    # The object is in the bucket, under the prefix.
-    keys = [
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/dag_id={dag_id}/").get(
-            "Contents", []
-        )
-    ]
-    assert keys, f"no log object of {dag_id} under s3://{BUCKET}/{PREFIX}/"
+    # The object is in the bucket, under the prefix: the task's supervisor uploads it after
+    # the task reported its state.
+    def uploaded() -> list[str]:
+        listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/dag_id={dag_id}/")
+        return [o["Key"] for o in listing.get("Contents", [])]
+
+    keys: list[str] = wait_until(uploaded, 120, f"the log of {dag_id} in s3://{BUCKET}/{PREFIX}/")  # type: ignore[assignment]
     body = b"".join(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys)
     assert f"{marker} done".encode() in body
 
