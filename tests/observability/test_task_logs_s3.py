@@ -35,7 +35,7 @@ def logs_to_s3():
     @task
     def talk() -> None:
         print("{marker} started", flush=True)
-        time.sleep(40)
+        time.sleep(90)
         print("{marker} done", flush=True)
 
     talk()
@@ -88,12 +88,14 @@ def test_running_and_finished_task_logs_are_read_through_the_api(platform) -> No
     def ti() -> dict:
         return api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/talk")
 
-    # While it runs: the live log, through the API.
+    # While it runs (before and after the read): the live log, through the API.
     def live() -> bool:
-        return ti()["state"] == "running" and f"{marker} started" in _log_text(api, dag_id, run_id)
+        if ti()["state"] != "running":
+            return False
+        text = _log_text(api, dag_id, run_id)
+        return f"{marker} started" in text and ti()["state"] == "running"
 
-    wait_until(live, 300, f"the live log of {dag_id}.talk", 1.0)
-    assert ti()["state"] == "running"
+    wait_until(live, 300, f"the live log of {dag_id}.talk while it runs", 1.0)
 
     finished = wait_until(lambda: ti()["state"] in ("success", "failed") and ti(), 300, "talk")
     assert finished["state"] == "success", json.dumps(finished)[:2000]  # type: ignore[index]
