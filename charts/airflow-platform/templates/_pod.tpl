@@ -203,7 +203,7 @@ spec:
   {{- if or $dagsync $waitForMigrations $spec.extraInitContainers $extra.extraInitContainers }}
   initContainers:
     {{- if $dagsync }}
-    {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" true) | nindent 4 }}
+    {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" true "component" .component) | nindent 4 }}
     {{- end }}
     {{- if $waitForMigrations }}
     - name: wait-for-migrations
@@ -271,7 +271,7 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
     {{- if $dagsync }}
-    {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false) | nindent 4 }}
+    {{- include "airflow-platform.dagsyncContainer" (dict "root" $root "once" false "component" .component) | nindent 4 }}
     {{- end }}
     {{- include "airflow-platform.extraContainers" (dict "root" $root "containers" $extra.extraContainers) | nindent 4 }}
   volumes:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from airflow_platform.dagsync.settings import (
+    DEFAULT_DAG_BUNDLE,
     DEFAULT_EVENT_HEARTBEAT,
     DEFAULT_EVENT_ORPHAN_AFTER,
     DEFAULT_EVENT_QUEUE_PREFIX,
@@ -151,6 +152,19 @@ def dagsync(
             envvar="DAGSYNC_MAX_SCRIPT_BYTES", help="Largest requirements.txt and startup.sh."
         ),
     ] = DEFAULT_MAX_SCRIPT_BYTES,
+    database_url: Annotated[
+        str,
+        typer.Option(
+            envvar="DAGSYNC_DATABASE_URL",
+            show_default=False,
+            help="Airflow's metadata database: after each sync, ask the DAG processor to parse "
+            "the changed files at once (the dag-processor pod's sidecar only).",
+        ),
+    ] = "",
+    dag_bundle: Annotated[
+        str,
+        typer.Option(envvar="DAGSYNC_DAG_BUNDLE", help="The DAG bundle the DAGs folder is."),
+    ] = DEFAULT_DAG_BUNDLE,
 ) -> None:
     """Mirror s3://BUCKET/DAGS_PREFIX (plus plugins.zip, requirements.txt, startup.sh)
     into the sync root, atomically and incrementally."""

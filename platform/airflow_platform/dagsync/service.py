@@ -5,25 +5,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_platform.dagsync.artifacts import ArtifactError, ArtifactOutcome, ArtifactSync
+from airflow_platform.dagsync.artifacts import ArtifactError, ArtifactSync
 from airflow_platform.dagsync.aws import error_kind, s3_client, sns_client, sqs_client
 from airflow_platform.dagsync.bucket_rules import check_bucket
 from airflow_platform.dagsync.dags import Cancelled, DagMirror, DagsOutcome
 from airflow_platform.dagsync.events import EventBatch, EventListener
 from airflow_platform.dagsync.fanout import EventSetupError, FanoutKeeper, FanoutQueue
 from airflow_platform.dagsync.limits import Refused
+from airflow_platform.dagsync.parse_requests import ParseRequests
 from airflow_platform.dagsync.reaper import Reaper
+from airflow_platform.dagsync.record import CycleResult, Recorder
 from airflow_platform.dagsync.settings import DagsyncSettings
 from airflow_platform.dagsync.telemetry import HealthServer, Metrics
 from airflow_platform.dagsync.versions import VersionStore
@@ -34,34 +33,12 @@ LOG = logging.getLogger("airflow_platform.dagsync")
 # never longer than MAX_DEBOUNCE_SECONDS after the first.
 QUIET_SECONDS = 0.05
 MAX_DEBOUNCE_SECONDS = 0.5
-LOGGED_KEYS = 20  # keys listed per change kind in the sync log line
 MAX_EVENT_KEYS = 500  # beyond this a full listing is cheaper than per-key requests
 RETRY_AFTER_FAILURE = (2.0, 5.0, 10.0, 20.0)
 
 
 class BucketRulesRefused(RuntimeError):
     pass
-
-
-@dataclass
-class CycleResult:
-    ok: bool
-    dags: DagsOutcome | None = None
-    artifacts: list[ArtifactOutcome] = field(default_factory=list)
-    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (part, kind, message)
-    checked: set[str] = field(default_factory=set)  # parts this cycle looked at
-    refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # part -> (reason, msg)
-
-    def summary(self) -> str:
-        if not self.ok:
-            return "; ".join(f"{part}: {message}" for part, _, message in self.errors)
-        parts = []
-        if self.dags is not None:
-            d = self.dags
-            state = f"published {d.version}" if d.version else "unchanged"
-            parts.append(f"dags {state} ({d.objects} objects, {d.total_bytes} bytes)")
-        parts += [f"{a.name} {'updated' if a.changed else 'unchanged'}" for a in self.artifacts]
-        return ", ".join(parts)
 
 
 class DagSync:
@@ -79,9 +56,12 @@ class DagSync:
         self.dags = VersionStore(self.layout.dags.parent)
         self.mirror = DagMirror(settings, self.client, self.dags, self.stop, on_progress)
         self.artifacts = ArtifactSync(settings, self.client, self.layout)
-        self.ready = False
-        # What the bucket holds that was refused, by part: kept until that part syncs.
-        self.refusals: dict[str, tuple[str, str]] = {}
+        self.recorder = Recorder(self.metrics, self.layout, self.dags, self.artifacts)
+        # The init container only publishes; the sidecar tells the DAG processor (when given
+        # the database) what each later version changed.
+        self.parse_requests: ParseRequests | None = None
+        if settings.database_url and not settings.once:
+            self.parse_requests = ParseRequests(settings.database_url, settings.dag_bundle)
         self.listener: EventListener | None = None
         self.fanout: FanoutQueue | None = None
         self.keeper: FanoutKeeper | None = None
@@ -103,6 +83,8 @@ class DagSync:
 
     def close(self) -> None:
         self.mirror.close()
+        if self.parse_requests is not None:
+            self.parse_requests.close()
         if self.health is not None:
             self.health.stop()
             self.health = None
@@ -167,7 +149,8 @@ class DagSync:
                     self._fail(result, name, exc.kind, exc)
                 except Exception as exc:
                     self._fail(result, name, error_kind(exc), exc)
-        self._record(trigger, result, time.monotonic() - started)
+        self.recorder.record(trigger, result, time.monotonic() - started)
+        self._request_parsing(result)
         return result
 
     def _sync_dags(self, keys: set[str] | None) -> DagsOutcome:
@@ -179,119 +162,43 @@ class DagSync:
         return self.mirror.sync(desired, skipped)
 
     def _fail(self, result: CycleResult, part: str, kind: str, exc: BaseException) -> None:
-        result.ok = False
-        result.errors.append((part, kind, str(exc) or type(exc).__name__))
-        self.metrics.errors.labels(kind).inc()
+        result.fail(part, kind, exc)
 
     def _refuse(self, result: CycleResult, part: str, reason: str, exc: BaseException) -> None:
-        self._fail(result, part, reason, exc)
-        result.refused[part] = (reason, str(exc))
-
-    def _track_refusals(self, result: CycleResult) -> None:
-        """Keep the refusal state (metrics, /status, log) in step with this cycle."""
-        for part in result.checked:
-            before = self.refusals.get(part)
-            now = result.refused.get(part)
-            if before == now:
-                continue
-            if before is not None:
-                self.metrics.refused.remove(part, before[0])
-            if now is None:
-                del self.refusals[part]
-                LOG.info("bucket accepted again", extra={"event": "refused", "part": part})
-                continue
-            self.refusals[part] = now
-            self.metrics.refused.labels(part, now[0]).set(1)
-            LOG.error(
-                f"bucket refused: {now[1]}",
-                extra={"event": "refused", "part": part, "reason": now[0]},
-            )
+        result.refuse(part, reason, exc)
 
     def status(self) -> dict[str, Any]:
-        """What /status serves: readiness, the published version and any refusal."""
-        return {
-            "ready": self.ready,
-            "dags_version": self.dags.current_name(),
-            "refused": [
-                {"part": part, "reason": reason, "message": message}
-                for part, (reason, message) in sorted(self.refusals.items())
-            ],
-        }
+        return self.recorder.status()
 
-    def _record(self, trigger: str, result: CycleResult, duration: float) -> None:
-        self._track_refusals(result)
-        m = self.metrics
-        m.duration.labels(trigger).observe(duration)
-        fields: dict[str, Any] = {
-            "event": "sync",
-            "trigger": trigger,
-            "duration_s": round(duration, 3),
-        }
-        d = result.dags
-        if d is not None:
-            m.objects.set(d.objects)
-            m.bytes.set(d.total_bytes)
-            if d.newest_modified:
-                m.newest_object.set(d.newest_modified)
-            if d.version:
-                m.versions.labels("dags").inc()
-                m.publish_lag.set(max(0.0, time.time() - d.newest_modified))
-            m.downloaded.inc(d.downloaded_bytes)
-            m.fetched.inc(len(d.diff.added) + len(d.diff.changed))
-            fields.update(
-                dags_version=d.version or self.dags.current_name(),
-                published=d.version is not None,
-                objects=d.objects,
-                bytes=d.total_bytes,
-                downloaded_bytes=d.downloaded_bytes,
-                added=len(d.diff.added),
-                changed=len(d.diff.changed),
-                deleted=len(d.diff.deleted),
-                added_keys=d.diff.added[:LOGGED_KEYS],
-                changed_keys=d.diff.changed[:LOGGED_KEYS],
-                deleted_keys=d.diff.deleted[:LOGGED_KEYS],
-            )
-            if d.skipped_keys:
-                fields["skipped_keys"] = d.skipped_keys[:LOGGED_KEYS]
-                fields["skipped"] = len(d.skipped_keys)
-        for a in result.artifacts:
-            if a.changed:
-                m.versions.labels(a.name).inc()
-                fields[f"{a.name}_updated"] = True
-                if a.source is not None:
-                    fields[f"{a.name}_source"] = {
-                        "key": a.source.key,
-                        "version_id": a.source.version_id,
-                    }
-        if result.ok:
-            now = time.time()
-            m.success(now)
-            m.syncs.labels(trigger, "success").inc()
-            if not self.ready:
-                self._mark_ready(now)
-            LOG.info("sync ok", extra={"result": "success", **fields})
-        else:
-            m.syncs.labels(trigger, "failure").inc()
-            fields["errors"] = [
-                {"part": p, "kind": k, "message": msg} for p, k, msg in result.errors
-            ]
-            LOG.error(
-                "sync failed; the last good version stays published",
-                extra={"result": "failure", "current": self.dags.current_name(), **fields},
-            )
+    @property
+    def ready(self) -> bool:
+        return self.recorder.ready
 
-    def _mark_ready(self, at: float) -> None:
-        info = {
-            "at": at,
-            "dags_version": self.dags.current_name(),
-            "plugins_version": self.artifacts.plugins.current_name(),
-        }
-        path = self.layout.ready_file
-        staging = path.with_name(f".ready-{uuid.uuid4().hex[:8]}")
-        staging.write_text(json.dumps(info))
-        os.replace(staging, path)
-        self.ready = True
-        self.metrics.ready.set(1)
+    @property
+    def refusals(self) -> dict[str, tuple[str, str]]:
+        return self.recorder.refusals
+
+    def _request_parsing(self, result: CycleResult) -> None:
+        """After a published version: name what changed to the DAG processor."""
+        requests, d = self.parse_requests, result.dags
+        if requests is None:
+            return
+        paths: list[str] = []
+        if d is not None and d.version is not None:
+            paths = d.diff.added + d.diff.changed + d.diff.deleted
+        if not paths and not requests.pending:
+            return
+        try:
+            sent = requests.request(paths)
+        except Exception as exc:  # the periodic listing still finds it; retried next sync
+            self.metrics.errors.labels("parse_request").inc()
+            LOG.warning(
+                "cannot request parsing; retrying with the next sync",
+                extra={"event": "parse_request", "error": str(exc)},
+            )
+            return
+        if sent:
+            LOG.info("parsing requested", extra={"event": "parse_request", "files": sent})
 
     # -- modes ---------------------------------------------------------------------------
     def run_once(self) -> CycleResult:

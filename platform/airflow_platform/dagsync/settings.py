@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # S3's bucket naming rules (general purpose buckets), enough to catch typos like a URL.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -29,6 +36,8 @@ DEFAULT_MAX_SCRIPT_BYTES = 1024 * 1024
 DEFAULT_EVENT_QUEUE_PREFIX = "dagsync-"
 DEFAULT_EVENT_HEARTBEAT = 60.0
 DEFAULT_EVENT_ORPHAN_AFTER = 900.0
+# Airflow's default DAG bundle: the dags_folder the sync root publishes.
+DEFAULT_DAG_BUNDLE = "dags-folder"
 
 
 # Numeric settings: flag/variable named in errors, inclusive bounds, unit.
@@ -80,6 +89,10 @@ class DagsyncSettings(BaseModel):
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
     max_files: int = DEFAULT_MAX_FILES
     max_script_bytes: int = DEFAULT_MAX_SCRIPT_BYTES
+    # Airflow's metadata database: when set, each published version's changes are written as
+    # parse requests for the DAG processor (parse_requests.py). Never shown in a repr.
+    database_url: str = Field(default="", repr=False)
+    dag_bundle: str = DEFAULT_DAG_BUNDLE
 
     @field_validator("bucket")
     @classmethod
@@ -112,6 +125,30 @@ class DagsyncSettings(BaseModel):
         flag, low, high, unit = _RANGES[str(info.field_name)]
         if not low <= value <= high:
             raise ValueError(f"{flag} must be between {low} and {high}{unit}, got {value}")
+        return value
+
+    @field_validator("dag_bundle")
+    @classmethod
+    def _bundle(cls, value: str) -> str:
+        value = value.strip()
+        if not value or len(value) > 250:
+            raise ValueError(
+                "--dag-bundle/DAGSYNC_DAG_BUNDLE must name the DAG bundle the DAGs folder is "
+                f"(Airflow's default: {DEFAULT_DAG_BUNDLE}), got {value!r}"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        value = value.strip()
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if value and not scheme.startswith(("postgresql", "mysql", "sqlite")):
+            raise ValueError(
+                "--database-url/DAGSYNC_DATABASE_URL must be Airflow's sql_alchemy_conn "
+                "(postgresql://..., mysql://... or sqlite:///...), got a value with scheme "
+                f"{scheme or 'none'!r}"
+            )
         return value
 
     @field_validator("event_topic_arn")

@@ -102,7 +102,8 @@ def make_plan(rendering: Rendering, ctx: LocalContext, rendered_at: Path) -> Pla
         for container in workload.containers + workload.init_containers:
             if is_dagsync(container):
                 sidecar = container.restart_policy == "Always" or container in workload.containers
-                if sidecar and dagsync_source is None:
+                # The dag-processor's sidecar: it also writes the parse requests.
+                if sidecar and (dagsync_source is None or workload.component == "dag-processor"):
                     dagsync_source = (workload, container)
                 continue
             if mapper.is_log_server(workload, container):

@@ -65,7 +65,7 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
 {{- .Values.dags.sync.eventQueuePrefix | default (printf "dagsync-%s" .Values.environmentName | trunc 59 | printf "%s-") -}}
 {{- end -}}
 
-{{/* The dagsync container: the init copy (--once) or the sidecar loop. Input: (dict "root" $ "once" bool). */}}
+{{/* The dagsync container: the init copy (--once) or the sidecar loop. Input: (dict "root" $ "once" bool "component" name). */}}
 {{- define "airflow-platform.dagsyncContainer" -}}
 {{- $v := .root.Values -}}
 - name: {{ ternary "dagsync-init" "dagsync" .once }}
@@ -74,6 +74,14 @@ not a native restartPolicy sidecar, so the pod also runs on control planes older
   command: ["airflow-platform", "dagsync"{{ if .once }}, "--once"{{ end }}]
   env:
     {{- include "airflow-platform.dagsyncEnv" .root | trim | nindent 4 }}
+    {{- if and (not .once) (eq .component "dag-processor") $v.dags.sync.parseRequests }}
+    {{- /* The DAG processor's own database URL (through PgBouncer when it runs), for this
+           sidecar only: it writes parse requests for what each sync changed. */}}
+    {{- $db := fromJsonArray (include "airflow-platform.databaseSecret" (dict "root" .root "component" .component)) }}
+    {{- include "airflow-platform.secretEnv" (list "DAGSYNC_DATABASE_URL" (index $db 0) (index $db 1)) | nindent 4 }}
+    - name: DAGSYNC_DAG_BUNDLE
+      value: dags-folder
+    {{- end }}
   {{- if not .once }}
   ports:
     - {name: dagsync, containerPort: {{ $v.dags.sync.healthPort }}}
