@@ -35,6 +35,7 @@ Run = Callable[[], float | Mapping[str, float]]
 
 def commit() -> str:
     """The checkout's commit, marked -dirty when bench/ or the package differ from it."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=REPO, capture_output=True, text=True, check=False

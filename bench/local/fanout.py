@@ -36,7 +36,8 @@ def ts(value: str) -> float:
 
 def _busy() -> tuple[float, float]:
     """(busy, total) CPU jiffies of the machine since boot."""
-    fields = [float(x) for x in open("/proc/stat").readline().split()[1:]]
+    with open("/proc/stat") as stat:
+        fields = [float(x) for x in stat.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, sum(fields)
 
