@@ -33,8 +33,8 @@ KEPT = {
     "celery.worker_concurrency": "the topology: tasks per worker of the environment class",
     "core.load_examples": "the same DAGs in both: Airflow's example DAGs are not loaded",
     "scheduler.enable_health_check": "the health endpoint the runner probes; not a tuning",
-    "celery.operation_timeout": "Airflow's 1.0 s failed the stock fan-out here (the first "
-    "send to SQS timed out on the loaded machine and the task failed)",
+    "celery.operation_timeout": "with Airflow's 1.0 s the stock fan-out's first task failed "
+    "on this loaded machine (a send to SQS slower than the timeout fails)",
     "core.executor": "the topology: CeleryExecutor on SQS",
     "core.dags_folder": "where dagsync publishes",
     "core.plugins_folder": "where dagsync publishes",
