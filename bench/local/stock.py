@@ -10,7 +10,6 @@ still differs from Airflow's default in the baseline, with the reason.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from airflow_platform.local.platform import CHART, LOCAL_VALUES, REPO
@@ -118,5 +117,4 @@ def _same(a: str, b: str) -> bool:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory():
-        print("\n".join(differences()))
+    print("\n".join(differences()))
