@@ -54,43 +54,6 @@ def F(bench: str, key: str) -> tuple[str, str]:
 CLAIMS = [
     Claim(
         README,
-        "like for like (`dagsync --once`, a fresh process that lists the bucket, against "
-        "`aws s3 sync`), an incremental sync after 1% of the files changed takes {once} s "
-        "against {aws} s ({ratio}x)",
-        {
-            "once": F("dagsync", "dagsync.incremental.once"),
-            "aws": F("dagsync", "dagsync.incremental.aws"),
-            "ratio": F("dagsync", "dagsync.incremental.ratio_aws"),
-        },
-    ),
-    Claim(
-        README,
-        "a cold sync {cold} s against {aws_cold} s ({cold_ratio}x)",
-        {
-            "cold": F("dagsync", "dagsync.cold.once"),
-            "aws_cold": F("dagsync", "dagsync.cold.aws"),
-            "cold_ratio": F("dagsync", "dagsync.cold.ratio_aws"),
-        },
-    ),
-    Claim(
-        README,
-        "the running sidecar told by S3 events shows the same change {event} s after the "
-        "last upload ({event_ratio}x `aws s3 sync`)",
-        {
-            "event": F("dagsync", "dagsync.event.incremental"),
-            "event_ratio": F("dagsync", "dagsync.event.ratio_aws"),
-        },
-    ),
-    Claim(
-        README,
-        "One upload reaches one pod in p95 {one} s, and every pod in fan-out mode in p95 {all} s",
-        {
-            "one": F("dagsync", "dagsync.event.upload.p95"),
-            "all": F("dagsync", "dagsync.fanout.upload.p95"),
-        },
-    ),
-    Claim(
-        README,
         "a component starts {ratio}x faster than MWAA's `pip install -r` at every start "
         "({warm} ms vs {baseline} ms)",
         {
