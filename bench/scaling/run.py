@@ -265,7 +265,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
     say("== decision latency")
-    policy = interleave({"policy": bench_policy}, 3, say)["policy"]["seconds"]
+    policy = interleave({"policy": lambda: {"us": bench_policy()}}, 3, say)["policy"]["us"]
     report.figure("scaling.policy_us", "policy.observe() per observation", policy, "µs")
     db = bench_burst_to_decision(workdir, args.history_rows, args.burst)
     report.figure("scaling.read_demand_idle_ms",
