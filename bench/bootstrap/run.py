@@ -16,7 +16,9 @@ Both sides run their tools as an image ships them: pip and airflow_platform with
 bytecode compiled (pip install does that in an image), so neither pays for compiling its
 own code at every start. A breakdown shows where a warm start's time goes.
 
-Run: .venv/bin/python bench/bootstrap/run.py [--runs N]
+Every figure is measured --runs times, all of them interleaved (bench/_runner.py).
+Run: .venv/bin/python bench/bootstrap/run.py [--runs 5]
+Writes bench/results/bootstrap.txt.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import compileall
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import airflow_platform
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _runner import Report, interleave
 
 REQUIREMENTS = """\
 boltons==26.2.0
@@ -69,15 +73,6 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def _repeat(runs: int, measure: Callable[[], float], before: Callable[[], None] | None = None):
-    times = []
-    for _ in range(runs):
-        if before:
-            before()
-        times.append(measure())
-    return times
-
-
 class Pod:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -106,87 +101,80 @@ class Pod:
         shutil.rmtree(self.packages, ignore_errors=True)
 
 
-def _mwaa_baseline(work: Path, runs: int) -> tuple[list[float], list[float], list[float]]:
-    """(pip install + import, pip install alone, the import alone) per start."""
-    venv = work / "pip-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    # pip itself, from the same index, into the baseline's own interpreter, precompiled as
-    # in any image (else every run would also compile pip's ~300 modules).
-    subprocess.run(
-        [sys.executable, "-m", "uv", "pip", "install", "-q", "--compile-bytecode", "--python",
-         str(venv / "bin" / "python"), "pip"],
-        check=True, env=_base_env() | {"UV_PYTHON_DOWNLOADS": "never"},
-    )  # fmt: skip
-    constraints = work / "constraints.txt"
-    frozen = subprocess.run(
-        [sys.executable, "-c", "import importlib.metadata as m; print('\\n'.join(sorted("
-         "{d.metadata['Name'].lower() + '==' + d.version for d in m.distributions()})))"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    constraints.write_text(frozen)
-    reqs = work / "requirements.txt"
-    reqs.write_text(REQUIREMENTS)
-    # Only the public index, as MWAA has: no local wheel folders from this machine's pip.conf.
-    env = _base_env() | {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    times, pip_only, import_only = [], [], []
-    for run in range(runs):
-        target = work / f"pip-target-{run}"
+class MwaaBaseline:
+    """MWAA's way: `pip install -r requirements.txt -c constraints` into a fresh target at
+    every start, pip's cache empty, then the same import."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.venv = work / "pip-venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(self.venv)], check=True)
+        # pip itself, from the same index, into the baseline's own interpreter, precompiled
+        # as in any image (else every run would also compile pip's ~300 modules).
+        subprocess.run(
+            [sys.executable, "-m", "uv", "pip", "install", "-q", "--compile-bytecode",
+             "--python", str(self.venv / "bin" / "python"), "pip"],
+            check=True, env=_base_env() | {"UV_PYTHON_DOWNLOADS": "never"},
+        )  # fmt: skip
+        self.constraints = work / "constraints.txt"
+        frozen = subprocess.run(
+            [sys.executable, "-c", "import importlib.metadata as m; print('\\n'.join(sorted("
+             "{d.metadata['Name'].lower() + '==' + d.version for d in m.distributions()})))"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        self.constraints.write_text(frozen)
+        self.reqs = work / "requirements.txt"
+        self.reqs.write_text(REQUIREMENTS)
+        # Only the public index, as MWAA has: no local wheel folders from this machine's
+        # pip.conf.
+        self.env = _base_env() | {"PIP_CONFIG_FILE": os.devnull,
+                                  "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
+        self.runs = 0
+
+    def start(self) -> dict[str, float]:
+        """(pip install + import, pip install alone, the import alone) of one start."""
+        self.runs += 1
+        target = self.work / f"pip-target-{self.runs}"
         started = time.perf_counter()
         subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir",
-             "--target", str(target), "-r", str(reqs), "-c", str(constraints)],
-            env=env, check=True,
+            [str(self.venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir",
+             "--target", str(target), "-r", str(self.reqs), "-c", str(self.constraints)],
+            env=self.env, check=True,
         )  # fmt: skip
         installed = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-c", CHECK], env=env | {"PYTHONPATH": str(target)}, check=True
+            [sys.executable, "-c", CHECK], env=self.env | {"PYTHONPATH": str(target)}, check=True
         )
         done = time.perf_counter()
-        times.append(done - started)
-        pip_only.append(installed - started)
-        import_only.append(done - installed)
-    return times, pip_only, import_only
+        return {"seconds": done - started, "pip": installed - started, "import": done - installed}
 
 
-def _step_only(pod: Pod, runs: int, mode: str) -> list[float]:
-    """The requirements step alone, in process (no CLI start-up, no exec)."""
+def _step_once(pod: Pod, mode: str) -> float:
+    """The requirements step alone, in process (no CLI start-up, no exec), into a new
+    container's empty packages dir."""
     from airflow_platform.bootstrap.requirements_step import install_requirements
     from airflow_platform.bootstrap.settings import BootstrapSettings
 
     env = pod.env(AIRFLOW_PLATFORM_REQUIREMENTS_CACHE=mode)
     settings = BootstrapSettings.from_env(env)
-
-    def once() -> float:
-        started = time.perf_counter()
-        install_requirements(settings, env, log=lambda _: None)
-        return time.perf_counter() - started
-
-    return _repeat(runs, once, pod.new_container)
+    pod.new_container()
+    started = time.perf_counter()
+    install_requirements(settings, env, log=lambda _: None)
+    return time.perf_counter() - started
 
 
-def _digest_check_only(pod: Pod, runs: int) -> tuple[list[float], int]:
+def _digest_check_once(pod: Pod) -> dict[str, float]:
     """Checking a restored tree against the digests written at publish (part of the tree
     step above): the time, and how many files it hashes."""
     from airflow_platform.bootstrap.tree_cache import FILES, verify_digests
 
+    pod.new_container()
     pod.start("pass")  # the packages dir holds a restored tree
     [tree] = [p for p in (pod.cache / "trees").iterdir() if not p.name.startswith(".")]
-    files = len(json.loads((tree / FILES).read_text()))
-
-    def once() -> float:
-        started = time.perf_counter()
-        verify_digests(tree / FILES, pod.packages)
-        return time.perf_counter() - started
-
-    return _repeat(runs, once), files
-
-
-def _median(times: list[float]) -> float:
-    return statistics.median(times)
-
-
-def _fmt(times: list[float]) -> str:
-    return f"median {_median(times) * 1000:7.0f} ms  (min {min(times) * 1000:.0f}, n={len(times)})"
+    started = time.perf_counter()
+    verify_digests(tree / FILES, pod.packages)
+    return {"seconds": time.perf_counter() - started,
+            "files": float(len(json.loads((tree / FILES).read_text())))}  # fmt: skip
 
 
 def _compile_platform() -> None:
@@ -196,66 +184,103 @@ def _compile_platform() -> None:
     compileall.compile_dir(str(package), quiet=1)
 
 
+def _fresh(pod: Pod, measure: Callable[[], float]) -> Callable[[], float]:
+    """`measure` in a new container of `pod` (its packages dir empty)."""
+
+    def run() -> float:
+        pod.new_container()
+        return measure()
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="runs of the slow figures")
+    parser.add_argument("--runs", type=int, default=5, help="runs of every figure")
     args = parser.parse_args()
-    runs, fast_runs = args.runs, args.runs * 4  # sub-second figures are noisier: more runs
+    report = Report("bootstrap")
     _compile_platform()
     with tempfile.TemporaryDirectory(prefix="bench-bootstrap-") as tmp:
         work = Path(tmp)
-        print(
-            f"requirements.txt: {len(REQUIREMENTS.splitlines())} packages; {runs} runs "
-            f"({fast_runs} for sub-second figures)"
-        )
-        print("whole start-up (entrypoint until the command has imported the packages):")
-        cold = [Pod(work / f"cold-{run}").start() for run in range(max(1, runs // 2))]
-        print(f"  cold (empty cache)         {_fmt(cold)}")
+        report.say(f"requirements.txt: {len(REQUIREMENTS.splitlines())} packages; "
+                   f"{args.runs} interleaved runs of every figure")  # fmt: skip
         pod = Pod(work / "warm")
-        pod.start()
-        tree = _repeat(fast_runs, pod.start, pod.new_container)
-        print(f"  warm (tree cache)          {_fmt(tree)}")
-        wheels = _repeat(
-            fast_runs, lambda: pod.start(AIRFLOW_PLATFORM_REQUIREMENTS_CACHE="wheels"),
-            pod.new_container,
-        )  # fmt: skip
-        print(f"  warm (wheel cache)         {_fmt(wheels)}")
-        restart = _repeat(fast_runs, pod.start)
-        print(f"  restart (same pod)         {_fmt(restart)}")
-        baseline, pip_only, pip_import = _mwaa_baseline(work, runs)
-        print(f"  MWAA baseline (pip -r)     {_fmt(baseline)}")
-
-        print("where the time goes:")
-        env = _base_env()
-        python_alone = _repeat(fast_runs, lambda: _timed([sys.executable, "-c", "pass"], env))
-        print(f"  python start-up alone                  {_fmt(python_alone)}")
+        pod.start()  # fills the cache
         no_reqs = Pod(work / "none")
         (no_reqs.sync / "requirements" / "requirements.txt").unlink()
-        floor = _repeat(fast_runs, lambda: no_reqs.start("pass"))
-        print(f"  entrypoint, no requirements.txt        {_fmt(floor)}")
-        warm_no_import = _repeat(fast_runs, lambda: pod.start("pass"), pod.new_container)
-        print(f"  entrypoint, warm (tree), no import     {_fmt(warm_no_import)}")
-        pod.start()
-        ours_import = _repeat(
-            fast_runs,
-            lambda: _timed([sys.executable, "-c", CHECK], env | {"PYTHONPATH": str(pod.packages)}),
-        )
-        print(f"  the import alone (restored tree)       {_fmt(ours_import)}")
-        print(f"  MWAA: pip install -r alone             {_fmt(pip_only)}")
-        print(f"  MWAA: the import alone (after pip)     {_fmt(pip_import)}")
-        step_tree = _step_only(pod, fast_runs, "tree")
-        step_wheels = _step_only(pod, runs, "wheels")
-        print(f"  requirements step in process, tree     {_fmt(step_tree)}")
-        print(f"  requirements step in process, wheels   {_fmt(step_wheels)}")
-        digest_check, files = _digest_check_only(pod, fast_runs)
-        print(f"  digest check of the tree ({files} files) {_fmt(digest_check)}")
+        baseline = MwaaBaseline(work)
+        colds = iter(range(10_000))
+        env = _base_env()
 
-        warm = _median(tree)
-        print("ratios:")
-        print(f"  baseline / warm (tree)       {_median(baseline) / warm:5.1f}x  (goal >= 10x)")
-        print(f"  baseline / warm (wheels)     {_median(baseline) / _median(wheels):5.1f}x")
-        print(f"  cold / warm (tree)           {_median(cold) / warm:5.1f}x")
-        print(f"  pip install / step (tree)    {_median(pip_only) / _median(step_tree):5.1f}x")
+        def restart() -> float:
+            if not pod.packages.exists():
+                pod.start()
+            return pod.start()
+
+        def import_alone() -> float:
+            if not pod.packages.exists():
+                pod.start()
+            argv = [sys.executable, "-c", CHECK]
+            return _timed(argv, env | {"PYTHONPATH": str(pod.packages)})
+
+        runs = interleave(
+            {
+                "cold": lambda: Pod(work / f"cold-{next(colds)}").start(),
+                "warm (tree)": _fresh(pod, pod.start),
+                "warm (wheels)": _fresh(
+                    pod, lambda: pod.start(AIRFLOW_PLATFORM_REQUIREMENTS_CACHE="wheels")
+                ),
+                "restart": restart,
+                "MWAA baseline": baseline.start,
+                "python alone": lambda: _timed([sys.executable, "-c", "pass"], env),
+                "no requirements.txt": lambda: no_reqs.start("pass"),
+                "warm (tree), no import": _fresh(pod, lambda: pod.start("pass")),
+                "import alone": import_alone,
+                "step, tree": lambda: _step_once(pod, "tree"),
+                "step, wheels": lambda: _step_once(pod, "wheels"),
+                "digest check": lambda: _digest_check_once(pod),
+            },
+            args.runs,
+            report.say,
+        )
+
+    def ms(name: str, figure: str = "seconds") -> list[float]:
+        return [1000 * v for v in runs[name][figure]]
+
+    def show(key: str, label: str, name: str, figure: str = "seconds") -> None:
+        report.figure(f"bootstrap.{key}", label, ms(name, figure), unit="ms", digits=0)
+
+    def ratio(key: str, label: str, slower: list[float], faster: list[float]) -> None:
+        report.ratio(f"bootstrap.{key}", label, slower, faster)
+
+    say = report.say
+    say("\n== figures (medians; spread min-max)")
+    ratio("ratio.baseline_warm", "MWAA baseline / warm (tree)", ms("MWAA baseline"),
+          ms("warm (tree)"))  # fmt: skip
+    ratio("ratio.baseline_wheels", "MWAA baseline / warm (wheels)", ms("MWAA baseline"),
+          ms("warm (wheels)"))  # fmt: skip
+    ratio("ratio.cold_warm", "cold / warm (tree)", ms("cold"), ms("warm (tree)"))
+    ratio("ratio.pip_step", "pip install / requirements step (tree)", ms("MWAA baseline", "pip"),
+          ms("step, tree"))  # fmt: skip
+    say("whole start-up (entrypoint until the command has imported the packages):")
+    show("cold", "cold (empty cache)", "cold")
+    show("warm", "warm (tree cache)", "warm (tree)")
+    show("warm_wheels", "warm (wheel cache)", "warm (wheels)")
+    show("restart", "restart (same pod)", "restart")
+    show("baseline", "MWAA baseline (pip install -r, then the import)", "MWAA baseline")
+    say("where the time goes:")
+    show("python", "python start-up alone", "python alone")
+    show("no_requirements", "entrypoint, no requirements.txt", "no requirements.txt")
+    show("warm_no_import", "entrypoint, warm (tree), no import", "warm (tree), no import")
+    show("import", "the import alone (restored tree)", "import alone")
+    show("baseline_pip", "MWAA, pip install -r alone", "MWAA baseline", "pip")
+    show("baseline_import", "MWAA, the import alone (after pip)", "MWAA baseline", "import")
+    show("step_tree", "requirements step in process, tree", "step, tree")
+    show("step_wheels", "requirements step in process, wheels", "step, wheels")
+    files = int(runs["digest check"]["files"][0])
+    show("digest", f"digest check of the tree ({files} files)", "digest check")
+    say("goal: MWAA baseline / warm (tree) >= 10x")
+    report.write()
 
 
 if __name__ == "__main__":

@@ -1,23 +1,26 @@
 """dagsync benchmark: prints figures and ratios (not a test; takes a few minutes).
 
-One moto server, 5,000 objects of ~2 KB. Cold sync and incremental sync after changing
-1% of the objects: `airflow-platform dagsync --once` against `aws s3 sync --delete`
-(awscli from PyPI, installed on demand into its own venv because it pins botocore) and
-Airflow's S3DagBundle refresh. Then event mode: S3 put -> file visible locally, p50/p95
-over 50 uploads, with one SQS queue (one consumer) and in fan-out mode (S3 -> SNS -> one
-queue per sidecar; put -> visible in EVERY sidecar's folder, as in every pod).
+One moto server, 5,000 objects of ~2 KB. Like for like first: a fresh process that lists
+the bucket, cold sync into an empty folder then incremental sync after changing 1% of the
+objects, `airflow-platform dagsync --once` against `aws s3 sync --delete` (awscli from
+PyPI, installed on demand into its own venv because it pins botocore) and Airflow's
+S3DagBundle; the three interleaved (bench/_runner.py), --runs times each. Then the sync
+cycle in process, and event mode (the running sidecar told by S3 events): the same 1%
+change, and S3 put -> file visible over --uploads uploads with one SQS queue and in
+fan-out mode (S3 -> SNS -> one queue per sidecar; visible in EVERY sidecar's folder).
 
-    .venv/bin/python bench/dagsync/run.py [--objects 5000] [--uploads 50] [--sidecars 3]
+    .venv/bin/python bench/dagsync/run.py [--runs 3] [--objects 5000] [--uploads 50]
     .venv/bin/python bench/dagsync/run.py --fanout-only   # only the fan-out figures
+Writes bench/results/dagsync.txt (not with --fanout-only).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,38 +30,19 @@ from pathlib import Path
 
 import boto3
 
-from airflow_platform.procs import ManagedProcess, free_port, port_open, wait_until
-
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / ".cache" / "tools"
-AWSCLI_VENV = TOOLS / "awscli-venv"
+sys.path[:0] = [str(REPO / "bench"), str(Path(__file__).resolve().parent)]
+
+from _runner import Report, interleave  # noqa: E402
+from tools import awscli, fanout_latencies  # noqa: E402
+
+from airflow_platform.procs import ManagedProcess, free_port, port_open, wait_until  # noqa: E402
+
 BIN = Path(sys.executable).parent
 GOALS = (
-    "goals: incremental >= 5x faster than aws s3 sync; cold not slower; event p95 < 2 s "
-    "(one queue, and in every sidecar in fan-out mode)"
+    "goals: incremental >= 5x faster than aws s3 sync in event mode; cold not slower; "
+    "event p95 < 2 s (one queue, and in every sidecar in fan-out mode)"
 )
-
-
-def awscli() -> Path:
-    aws = AWSCLI_VENV / "bin" / "aws"
-    if not aws.exists():
-        print("installing awscli into", AWSCLI_VENV, flush=True)
-        python = shutil.which("python3") or sys.executable
-        subprocess.run(
-            [str(TOOLS / "bin" / "uv"), "venv", "-p", python, str(AWSCLI_VENV)], check=True
-        )
-        subprocess.run(
-            [
-                str(TOOLS / "bin" / "uv"),
-                "pip",
-                "install",
-                "--python",
-                str(AWSCLI_VENV / "bin" / "python"),
-                "awscli",
-            ],
-            check=True,
-        )
-    return aws
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -78,7 +62,7 @@ BUNDLE_SCRIPT = """
 import sys, time, logging
 logging.disable(logging.INFO)
 from airflow.providers.amazon.aws.bundles.s3 import S3DagBundle
-bundle = S3DagBundle(name="bench", aws_conn_id="aws_default", bucket_name=sys.argv[1],
+bundle = S3DagBundle(name=sys.argv[2], aws_conn_id="aws_default", bucket_name=sys.argv[1],
                      prefix="dags", refresh_interval=0)
 t = time.perf_counter(); bundle.initialize(); cold = time.perf_counter() - t
 print("RESULT", cold, flush=True)
@@ -96,69 +80,208 @@ def bundle_result(proc: subprocess.Popen[str]) -> float:
     raise ValueError("the S3DagBundle script ended without a result")
 
 
-def percentiles(latencies: list[float]) -> str:
+def p95(latencies: list[float]) -> float:
     ordered = sorted(latencies)
-    p50 = statistics.median(ordered)
-    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
-    return f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-def fanout_latencies(
-    s3: object, bucket: str, endpoint: str, env: dict[str, str], work: Path, uploads: int, n: int
-) -> list[float]:
-    """Fan-out mode: n sidecars on one topic; seconds from put until the file is visible in
-    every sidecar's DAGs folder (the slowest one counts, like the worker that lags)."""
-    sns = boto3.client("sns", endpoint_url=endpoint)
-    topic = sns.create_topic(Name="dagsync-bench-fanout")["TopicArn"]
-    s3.put_bucket_notification_configuration(  # type: ignore[attr-defined]
-        Bucket=bucket,
-        NotificationConfiguration={
-            "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
-    roots = [work / f"fanout-{i}" for i in range(n)]
-    sidecars = [
-        ManagedProcess(
-            f"dagsync-fanout-{i}",
-            [
-                str(BIN / "airflow-platform"),
-                "dagsync",
-                *("--bucket", bucket, "--root", str(root), "--interval", "3600"),
-                *("--event-topic-arn", topic, "--health-port", "0"),
-            ],
-            work / f"fanout-{i}.log",
-            env=env,
-        ).start()
-        for i, root in enumerate(roots)
-    ]
-    try:
-        for sidecar, root in zip(sidecars, roots, strict=True):
-            wait_until(
-                lambda s=sidecar, r=root: s.check_alive() or (r / ".ready").exists(),
-                300,
-                f"{sidecar.name} ready",
+class Bench:
+    """The bucket, the tools and the runs of one benchmark."""
+
+    def __init__(self, work: Path, env: dict[str, str], endpoint: str, objects: int) -> None:
+        self.work, self.env, self.endpoint = work, env, endpoint
+        self.s3 = boto3.client("s3", endpoint_url=endpoint)
+        self.bucket = "dagsync-bench"
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.keys = [f"dags/team{i % 20}/sub{i % 7}/dag_{i:05d}.py" for i in range(objects)]
+        step = max(1, len(self.keys) // max(1, len(self.keys) // 100))
+        self.changed = self.keys[::step][: len(self.keys) // 100]
+        self.generation = 0
+        self.serial = itertools.count()
+
+    def body(self, i: int, generation: int) -> bytes:
+        # A change also changes the size: `aws s3 sync` downloads only on a size
+        # difference or a newer *local* file, so same-size edits would be missed.
+        head = (f"# dag {i} generation {generation}\n" + "x = 1\n" * 330).encode()[:2048]
+        return head + b"y = 2\n" * generation
+
+    def rewrite(self, which: list[str] | None = None, wait: bool = True) -> int:
+        """Put new content (of a new size) under `which` (the 1%), 16 at a time."""
+        if wait:
+            time.sleep(1.1)  # S3 LastModified has 1 s resolution; aws s3 sync compares it
+        self.generation += 1
+        index = {k: i for i, k in enumerate(self.keys)}
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda k: self.s3.put_object(
+                        Bucket=self.bucket, Key=k, Body=self.body(index[k], self.generation)
+                    ),
+                    self.changed if which is None else which,
+                )
             )
-        latencies = []
-        for k in range(uploads):
-            rel = f"fanout/new_{k:03d}.py"
-            targets = [root / "dags" / "current" / rel for root in roots]
-            started = time.perf_counter()
-            s3.put_object(Bucket=bucket, Key=f"dags/{rel}", Body=b"x = 1\n")  # type: ignore[attr-defined]
-            while not all(t.exists() for t in targets):
-                if time.perf_counter() - started > 120:
-                    raise RuntimeError(
-                        f"{rel} did not reach every sidecar; see {work}/fanout-*.log"
-                    )
-                time.sleep(0.002)
-            latencies.append(time.perf_counter() - started)
-        return latencies
-    finally:
-        for sidecar in sidecars:
-            sidecar.stop()
+        return self.generation
+
+    def probe(self, root: Path) -> None:
+        """The first changed file under `root` holds the latest generation."""
+        text = (root / self.changed[0].removeprefix("dags/")).read_bytes()[:40]
+        assert f"generation {self.generation}\n".encode() in text, (root, text)
+
+    def cli(self, argv: list[str], into: Path) -> dict[str, float]:
+        """Cold sync into an empty folder, change 1%, incremental sync: one run."""
+        cold = timed(argv, self.env)
+        self.rewrite()
+        incremental = timed(argv, self.env)
+        self.probe(into)
+        assert count_files(into) == len(self.keys)
+        return {"cold": cold, "incremental": incremental}
+
+    def dagsync_once(self) -> dict[str, float]:
+        root = self.work / f"ours-{next(self.serial)}"
+        argv = [str(BIN / "airflow-platform"), "dagsync", "--once", "--bucket", self.bucket,
+                "--root", str(root), "--health-port", "0"]  # fmt: skip
+        return self.cli(argv, root / "dags" / "current")
+
+    def aws_sync(self, aws: Path) -> dict[str, float]:
+        dest = self.work / f"awscli-{next(self.serial)}"
+        argv = [str(aws), "s3", "sync", "--delete", "--only-show-errors",
+                f"s3://{self.bucket}/dags/", str(dest)]  # fmt: skip
+        return self.cli(argv, dest)
+
+    def s3_dag_bundle(self) -> dict[str, float]:
+        n = next(self.serial)
+        env = self.env | {
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.work / f"b{n}")
+        }
+        with (self.work / f"bundle-{n}.log").open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", BUNDLE_SCRIPT, self.bucket, f"bench{n}"],
+                env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            )  # fmt: skip
+            try:
+                cold = bundle_result(proc)
+                self.rewrite()
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                incremental = bundle_result(proc)
+            finally:
+                proc.kill()
+                proc.wait()
+        return {"cold": cold, "incremental": incremental}
+
+    def in_process(self) -> dict[str, float]:
+        """The sync cycle without interpreter start-up: cold, incremental (full listing),
+        targeted (only the keys events named, as the sidecar does) and the listing alone."""
+        from airflow_platform.dagsync.service import DagSync
+        from airflow_platform.dagsync.settings import build_settings
+
+        root = self.work / f"inproc-{next(self.serial)}"
+        sync = DagSync(build_settings(bucket=self.bucket, root=root, health_port=0))
+        sync.prepare()
+        try:
+            t = time.perf_counter()
+            assert sync.run_cycle("bench").ok
+            cold = time.perf_counter() - t
+            self.rewrite(wait=False)
+            t = time.perf_counter()
+            assert sync.run_cycle("bench").ok
+            incremental = time.perf_counter() - t
+            self.rewrite(wait=False)
+            t = time.perf_counter()
+            assert sync.run_cycle("bench", set(self.changed)).ok
+            targeted = time.perf_counter() - t
+            t = time.perf_counter()
+            listed, _ = sync.mirror.list_desired()
+            listing = time.perf_counter() - t
+            assert len(listed) == len(self.keys)
+        finally:
+            sync.close()
+        return {"cold": cold, "incremental": incremental, "targeted": targeted,
+                "listing": listing}  # fmt: skip
+
+    def event_mode(self, runs: int, uploads: int) -> tuple[list[float], list[float]]:
+        """(seconds until the 1% change is visible after the last put returned, per run;
+        put -> visible per upload) with one event-mode sidecar on one SQS queue."""
+        sqs = boto3.client("sqs", endpoint_url=self.endpoint)
+        queue = sqs.create_queue(QueueName="dagsync-bench-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.s3.put_bucket_notification_configuration(
+            Bucket=self.bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+        root = self.work / "events"
+        listener = ManagedProcess(
+            "dagsync-events",
+            [str(BIN / "airflow-platform"), "dagsync", "--bucket", self.bucket,
+             "--root", str(root), "--interval", "3600", "--event-queue-url", queue,
+             "--health-host", "127.0.0.1", "--health-port", str(free_port())],
+            self.work / "events.log",
+            env=self.env,
+        ).start()  # fmt: skip
+        try:
+            wait_until(
+                lambda: listener.check_alive() or (root / ".ready").exists(), 180, "event mode"
+            )
+            current = root / "dags" / "current"
+            targets = [current / k.removeprefix("dags/") for k in self.changed]
+            changes = []
+            for _ in range(max(3, runs)):
+                generation = self.rewrite(wait=False)
+                last_put = time.perf_counter()
+                mark = f"generation {generation}\n".encode()
+                while not all(mark in t.read_bytes()[:40] for t in targets):
+                    if time.perf_counter() - last_put > 120:
+                        raise RuntimeError(f"changes did not arrive; see {self.work}/events.log")
+                    time.sleep(0.002)
+                changes.append(time.perf_counter() - last_put)
+            latencies = []
+            for n in range(uploads):
+                rel = f"events/new_{n:03d}.py"
+                started = time.perf_counter()
+                self.s3.put_object(Bucket=self.bucket, Key=f"dags/{rel}", Body=b"x = 1\n")
+                while not (current / rel).exists():
+                    if time.perf_counter() - started > 120:
+                        raise RuntimeError(f"{rel} did not arrive; see {self.work}/events.log")
+                    time.sleep(0.002)
+                latencies.append(time.perf_counter() - started)
+            return changes, latencies
+        finally:
+            listener.stop()  # the fan-out topic replaces its queue as the bucket's destination
+
+
+def start_moto(work: Path) -> tuple[ManagedProcess, str, dict[str, str]]:
+    port = free_port()
+    moto = ManagedProcess(
+        "moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], work / "moto.log"
+    ).start()
+    endpoint = f"http://127.0.0.1:{port}"
+    aws_env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    os.environ.update(aws_env)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(work / "airflow-home"),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {"conn_type": "aws", "extra": {"endpoint_url": endpoint}}
+        ),
+    }
+    wait_until(lambda: moto.check_alive() or port_open(port), 60, "moto server")
+    return moto, endpoint, env
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3, help="runs of each compared tool")
     parser.add_argument("--objects", type=int, default=5000)
     parser.add_argument("--uploads", type=int, default=50)
     parser.add_argument("--sidecars", type=int, default=3, help="dagsync processes in fan-out")
@@ -166,282 +289,78 @@ def main() -> None:
     args = parser.parse_args()
     aws = None if args.fanout_only else awscli()
     work = Path(tempfile.mkdtemp(prefix="dagsync-bench-"))
-    port = free_port()
-    moto = ManagedProcess(
-        "moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], work / "moto.log"
-    ).start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AIRFLOW_HOME": str(work / "airflow-home"),
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {"conn_type": "aws", "extra": {"endpoint_url": endpoint}}
-        ),
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(work / "bundles"),
-    }
-    for key in (
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ):
-        os.environ[key] = env[key]
-    bundle_proc = None
-    listener = None
+    moto, endpoint, env = start_moto(work)
+    report = Report("dagsync")
+    say = report.say
     try:
-        wait_until(lambda: moto.check_alive() or port_open(port), 60, "moto server")
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        bucket = "dagsync-bench"
-        s3.create_bucket(Bucket=bucket)
-        keys = [f"dags/team{i % 20}/sub{i % 7}/dag_{i:05d}.py" for i in range(args.objects)]
-
-        def body(i: int, generation: int) -> bytes:
-            # A change also changes the size: `aws s3 sync` downloads only on a size
-            # difference or a newer *local* file, so same-size edits would be missed.
-            return (f"# dag {i} generation {generation}\n" + "x = 1\n" * 330).encode()[:2048] + (
-                b"y = 2\n" * generation
-            )
-
-        print(f"uploading {len(keys)} objects of ~2 KB ...", flush=True)
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda ik: s3.put_object(Bucket=bucket, Key=ik[1], Body=body(ik[0], 0)),
-                    enumerate(keys),
-                )
-            )
-
+        bench = Bench(work, env, endpoint, args.objects)
+        say(f"uploading {len(bench.keys)} objects of ~2 KB ...")
+        bench.rewrite(bench.keys, wait=False)
         if args.fanout_only:
-            fanout = fanout_latencies(s3, bucket, endpoint, env, work, args.uploads, args.sidecars)
-            print(
-                f"fan-out mode ({args.sidecars} sidecars, {len(keys)} objects) put -> visible "
-                f"in all over {len(fanout)} uploads: {percentiles(fanout)}"
+            fanout = fanout_latencies(
+                bench.s3, bench.bucket, endpoint, env, work, args.uploads, args.sidecars
             )
+            report.figure("dagsync.fanout", f"fan-out put -> visible in all {args.sidecars}",
+                          fanout)  # fmt: skip
             return
         assert aws is not None
-        ours = [
-            str(BIN / "airflow-platform"),
-            "dagsync",
-            "--once",
-            "--bucket",
-            bucket,
-            "--root",
-            str(work / "ours"),
-            "--health-port",
-            "0",
-        ]
-        theirs = [
-            str(aws),
-            "s3",
-            "sync",
-            "--delete",
-            "--only-show-errors",
-            f"s3://{bucket}/dags/",
-            str(work / "awscli"),
-        ]
-        results: dict[str, dict[str, float]] = {"dagsync": {}, "aws s3 sync": {}, "S3DagBundle": {}}
-
-        print("cold sync ...", flush=True)
-        results["dagsync"]["cold"] = timed(ours, env)
-        results["aws s3 sync"]["cold"] = timed(theirs, env)
-        assert count_files(work / "ours" / "dags" / "current") == len(keys)
-        assert count_files(work / "awscli") == len(keys)
-        try:
-            bundle_log = (work / "bundle.log").open("w")
-            bundle_proc = subprocess.Popen(
-                [sys.executable, "-c", BUNDLE_SCRIPT, bucket],
-                env=env,
-                text=True,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=bundle_log,
-            )
-            results["S3DagBundle"]["cold"] = bundle_result(bundle_proc)
-        except (ValueError, OSError) as exc:
-            print(f"S3DagBundle not measured: {exc}; see {work / 'bundle.log'}")
-            bundle_proc = None
-
-        changed = keys[:: max(1, len(keys) // max(1, len(keys) // 100))][: len(keys) // 100]
-
-        def rewrite(which: list[str], generation: int) -> None:
-            """Put new content (of a new size) under `which`, 16 at a time."""
-            with ThreadPoolExecutor(16) as pool:
-                list(
-                    pool.map(
-                        lambda k: s3.put_object(
-                            Bucket=bucket, Key=k, Body=body(keys.index(k), generation)
-                        ),
-                        which,
-                    )
-                )
-
-        print(f"changing {len(changed)} objects (1%) ...", flush=True)
-        time.sleep(1.1)  # S3 LastModified has 1 s resolution; aws s3 sync compares it
-        rewrite(changed, 1)
-        print("incremental sync ...", flush=True)
-        results["dagsync"]["incremental"] = timed(ours, env)
-        results["aws s3 sync"]["incremental"] = timed(theirs, env)
-        if bundle_proc is not None:
-            bundle_proc.stdin.write("go\n")  # type: ignore[union-attr]
-            bundle_proc.stdin.flush()  # type: ignore[union-attr]
-            results["S3DagBundle"]["incremental"] = bundle_result(bundle_proc)
-        probe = changed[0].removeprefix("dags/")
-        assert b"generation 1" in (work / "ours" / "dags" / "current" / probe).read_bytes()
-        assert b"generation 1" in (work / "awscli" / probe).read_bytes()
-
-        # In-process figure: the sync itself without interpreter start-up.
-        from airflow_platform.dagsync.service import DagSync
-        from airflow_platform.dagsync.settings import build_settings
-
-        sync = DagSync(build_settings(bucket=bucket, root=work / "inproc", health_port=0))
-        sync.prepare()
-        t = time.perf_counter()
-        assert sync.run_cycle("bench").ok
-        inproc_cold = time.perf_counter() - t
-        rewrite(changed, 2)
-        t = time.perf_counter()
-        assert sync.run_cycle("bench").ok
-        inproc_incr = time.perf_counter() - t
-        # What an event-triggered sync does: re-read only the keys the events named.
-        rewrite(changed, 3)
-        t = time.perf_counter()
-        assert sync.run_cycle("bench", set(changed)).ok
-        targeted = time.perf_counter() - t
-        t = time.perf_counter()
-        listed, _ = sync.mirror.list_desired()
-        listing = time.perf_counter() - t
-        assert len(listed) == len(keys)
-        sync.close()
-
-        print("event mode ...", flush=True)
-        sqs = boto3.client("sqs", endpoint_url=endpoint)
-        queue = sqs.create_queue(QueueName="dagsync-bench-events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        s3.put_bucket_notification_configuration(
-            Bucket=bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+        say(f"== like for like: cold, then incremental ({len(bench.changed)} objects changed), "
+            f"interleaved, {args.runs} runs each")  # fmt: skip
+        runs = interleave(
+            {
+                "dagsync --once": bench.dagsync_once,
+                "aws s3 sync": lambda: bench.aws_sync(aws),
+                "S3DagBundle": bench.s3_dag_bundle,
+                "dagsync in-process": bench.in_process,
             },
+            args.runs,
+            say,
         )
-        health = free_port()
-        listener = ManagedProcess(
-            "dagsync-events",
-            [
-                str(BIN / "airflow-platform"),
-                "dagsync",
-                "--bucket",
-                bucket,
-                "--root",
-                str(work / "events"),
-                "--interval",
-                "3600",
-                "--event-queue-url",
-                queue,
-                "--health-host",
-                "127.0.0.1",
-                "--health-port",
-                str(health),
-            ],
-            work / "events.log",
-            env=env,
-        ).start()
-        wait_until(
-            lambda: listener.check_alive() or (work / "events" / ".ready").exists(),
-            180,
-            "event-mode dagsync",
+        say("== event mode (the running sidecar, told by S3 events)")
+        changes, latencies = bench.event_mode(args.runs, args.uploads)
+        say(f"== fan-out mode, {args.sidecars} sidecars")
+        fanout = fanout_latencies(
+            bench.s3, bench.bucket, endpoint, env, work, args.uploads, args.sidecars
         )
-        # The incremental sync as the sidecar runs it: the same 1% changes, announced by
-        # their S3 events; done when every changed file shows its new content.
-        targets = [work / "events" / "dags" / "current" / k.removeprefix("dags/") for k in changed]
-        first_put = time.perf_counter()
-        rewrite(changed, 4)
-        last_put = time.perf_counter()
-        while not all(b"generation 4" in t.read_bytes()[:40] for t in targets):
-            if time.perf_counter() - first_put > 120:
-                raise RuntimeError(f"the changes did not arrive; see {work / 'events.log'}")
-            time.sleep(0.002)
-        visible = time.perf_counter()
-        event_incr, event_incr_puts = visible - last_put, visible - first_put
-        latencies = []
-        for n in range(args.uploads):
-            rel = f"events/new_{n:03d}.py"
-            target = work / "events" / "dags" / "current" / rel
-            started = time.perf_counter()
-            s3.put_object(Bucket=bucket, Key=f"dags/{rel}", Body=b"x = 1\n")
-            while not target.exists():
-                if time.perf_counter() - started > 120:
-                    raise RuntimeError(f"{rel} did not arrive; see {work / 'events.log'}")
-                time.sleep(0.002)
-            latencies.append(time.perf_counter() - started)
-        listener.stop()  # the topic below replaces its queue as the bucket's destination
-        print(f"fan-out mode, {args.sidecars} sidecars ...", flush=True)
-        fanout = fanout_latencies(s3, bucket, endpoint, env, work, args.uploads, args.sidecars)
-
-        print()
-        print(
-            f"dagsync benchmark: {len(keys)} objects of ~2 KB, "
-            f"{len(changed)} changed (1%), moto server"
-        )
-        print(f"{'':14}{'cold s':>10}{'incremental s':>16}")
-        for name, figures in results.items():
-            if figures:
-                cold = figures.get("cold", float("nan"))
-                incremental = figures.get("incremental", float("nan"))
-                print(f"{name:14}{cold:>10.2f}{incremental:>16.2f}")
-        d, a = results["dagsync"], results["aws s3 sync"]
-        print(
-            f"dagsync in-process (no interpreter start): cold {inproc_cold:.2f} s, "
-            f"incremental {inproc_incr:.2f} s"
-        )
-        print(
-            f"ratio incremental aws s3 sync / dagsync: {a['incremental'] / d['incremental']:.1f}x"
-        )
-        print(f"ratio cold aws s3 sync / dagsync: {a['cold'] / d['cold']:.2f}x")
-        print(
-            f"full listing of {len(keys)} keys alone (the floor of any reconcile): {listing:.2f} s"
-        )
-        print(
-            f"dagsync incremental in event mode (the sidecar with S3 events, {len(changed)} "
-            f"changes): all visible {event_incr:.2f} s after the last put returned "
-            f"({event_incr_puts:.2f} s after the first put began); "
-            f"ratio aws s3 sync / that: {a['incremental'] / event_incr:.1f}x"
-        )
-        print(
-            f"  of which the sync cycle in-process (the {len(changed)} keys events named): "
-            f"{targeted:.2f} s"
-        )
-        b = results["S3DagBundle"]
-        if "incremental" in b:
-            print(
-                "ratio incremental S3DagBundle / dagsync: "
-                f"{b['incremental'] / d['incremental']:.1f}x"
-            )
-            print(f"ratio cold S3DagBundle / dagsync: {b['cold'] / d['cold']:.2f}x")
-        print(
-            f"event mode (one queue) put -> visible over {len(latencies)} uploads: "
-            f"{percentiles(latencies)}"
-        )
-        print(
-            f"fan-out mode ({args.sidecars} sidecars) put -> visible in all over "
-            f"{len(fanout)} uploads: {percentiles(fanout)}"
-        )
-        print(GOALS)
     finally:
-        if listener is not None:
-            listener.stop()
-        if bundle_proc is not None:
-            bundle_proc.kill()
-            bundle_proc.wait()
         moto.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+    ours, theirs, bundle = runs["dagsync --once"], runs["aws s3 sync"], runs["S3DagBundle"]
+    inproc = runs["dagsync in-process"]
+    say(f"\n== figures: {len(bench.keys)} objects of ~2 KB, {len(bench.changed)} changed (1%), "
+        "moto server; medians, spread min-max")  # fmt: skip
+    say("like for like (a fresh process listing the bucket):")
+    report.ratio("dagsync.incremental.ratio_aws", "incremental, aws s3 sync / dagsync --once",
+                 theirs["incremental"], ours["incremental"])  # fmt: skip
+    report.ratio("dagsync.cold.ratio_aws", "cold, aws s3 sync / dagsync --once",
+                 theirs["cold"], ours["cold"])  # fmt: skip
+    report.ratio("dagsync.incremental.ratio_bundle", "incremental, S3DagBundle / dagsync --once",
+                 bundle["incremental"], ours["incremental"])  # fmt: skip
+    report.ratio("dagsync.cold.ratio_bundle", "cold, S3DagBundle / dagsync --once",
+                 bundle["cold"], ours["cold"])  # fmt: skip
+    for key, name, figures in (("once", "dagsync --once", ours), ("aws", "aws s3 sync", theirs),
+                               ("bundle", "S3DagBundle", bundle)):  # fmt: skip
+        report.figure(f"dagsync.cold.{key}", f"cold, {name}", figures["cold"])
+        report.figure(f"dagsync.incremental.{key}", f"incremental, {name}", figures["incremental"])
+    say("in process (no interpreter start):")
+    for figure in ("cold", "incremental", "targeted", "listing"):
+        report.figure(f"dagsync.inproc.{figure}", f"{figure} cycle", inproc[figure])
+    say("event mode (special mode: the running sidecar re-reads only the keys events name):")
+    report.figure("dagsync.event.incremental",
+                  "the 1% change visible after the last put returned", changes)  # fmt: skip
+    report.ratio("dagsync.event.ratio_aws", "aws s3 sync incremental / event mode",
+                 theirs["incremental"], changes)  # fmt: skip
+    report.figure("dagsync.event.upload", f"one queue, put -> visible, {len(latencies)} uploads",
+                  latencies, digits=3)  # fmt: skip
+    report.value("dagsync.event.upload.p95", "one queue, put -> visible, p95", p95(latencies), "s",
+                 3)  # fmt: skip
+    report.figure("dagsync.fanout.upload", f"fan-out, put -> visible in all {args.sidecars}, "
+                  f"{len(fanout)} uploads", fanout, digits=3)  # fmt: skip
+    report.value("dagsync.fanout.upload.p95", "fan-out, put -> visible in all, p95",
+                 p95(fanout), "s", 3)  # fmt: skip
+    say(GOALS)
+    report.write()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Figures of the local platform (printed, never asserted):
 
-1. `local up` cold (fresh state: initdb, migrations) and warm (state kept) until every
-   component is healthy.
-2. S3 put -> DAG visible in the REST API, p50/p95 over 20 uploads.
-3. The 200-task fan-out DAG: wall time and trigger -> first task start, with our chart
-   defaults and with Airflow's stock scheduler/celery settings (stock-values.yaml) on
-   the same stack, as a ratio.
+1. The 200-task fan-out DAG with the platform's configuration and with Airflow's stock
+   configuration on the same topology (stock.py says exactly what differs), interleaved:
+   each round starts the platform with one configuration (`local up`, warm), runs the
+   fan-out once and stops it (`local down`), then the other; wall time, trigger -> first
+   task, where the time goes (fanout.py), and the warm up and down times.
+2. S3 put -> DAG visible in the REST API over --uploads uploads.
+3. `local up` cold (fresh state: initdb, migrations), --cold-runs times.
 
-Run: .venv/bin/python bench/local/run.py [--runs N] [--skip-stock]
+Run: .venv/bin/python bench/local/run.py [--runs 3] [--uploads 20] [--cold-runs 3]
+Writes bench/results/local.txt.
 """
 
 from __future__ import annotations
@@ -19,46 +21,35 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
-from airflow_platform.local.api import AirflowApi
-from airflow_platform.local.platform import LocalPlatform
-from airflow_platform.local.services import aws_clients
-from airflow_platform.procs import wait_until
-
 HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from _runner import Report, interleave  # noqa: E402
+from fanout import GROUPS, run_fanout  # noqa: E402
+from stock import STOCK_OVERRIDES, STOCK_VALUES, differences  # noqa: E402
+
+from airflow_platform.local.api import AirflowApi  # noqa: E402
+from airflow_platform.local.platform import LocalPlatform  # noqa: E402
+from airflow_platform.local.services import aws_clients  # noqa: E402
+from airflow_platform.procs import wait_until  # noqa: E402
+
 REPO = HERE.parents[1]
-STOCK_VALUES = HERE / "stock-values.yaml"
-FANOUT = "example_fanout_200"
 HELLO_TEMPLATE = (REPO / "dags" / "examples" / "example_hello.py").read_text()
 
 
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def timed_up(lp: LocalPlatform) -> float:
-    began = time.monotonic()
-    lp.up(timeout=900)
-    return time.monotonic() - began
+def new_root(prefix: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)  # PostgreSQL runs as `nobody` when we are root
+    return root
 
 
 def upload_latency(lp: LocalPlatform, api: AirflowApi, uploads: int) -> list[float]:
     data = lp.state.load()
     s3 = aws_clients(data["moto_endpoint"])[0]
     latencies = []
-    for i in range(uploads):
+    for _ in range(uploads):
         dag_id = f"bench_upload_{uuid.uuid4().hex[:8]}"
         body = HELLO_TEMPLATE.replace('dag_id="example_hello"', f'dag_id="{dag_id}"')
         began = time.monotonic()
@@ -67,90 +58,98 @@ def upload_latency(lp: LocalPlatform, api: AirflowApi, uploads: int) -> list[flo
         )
         wait_until(lambda d=dag_id: api.dag(d), 600, f"{dag_id} in the API", interval=0.05)
         latencies.append(time.monotonic() - began)
-        say(f"    upload {i + 1:2d}: {latencies[-1]:.2f}s")
     return latencies
 
 
-def fanout(api: AirflowApi) -> tuple[float, float]:
-    """(wall seconds trigger -> last task end, seconds trigger -> first task start)."""
-    wait_until(lambda: api.dag(FANOUT), 300, f"{FANOUT} in the API", interval=0.5)
-    api.unpause(FANOUT)
-    run_id = f"bench_{uuid.uuid4().hex[:8]}"
-    triggered = time.time()
-    api.trigger(FANOUT, run_id)
-
-    def done() -> bool:
-        return api.run(FANOUT, run_id)["state"] in ("success", "failed")
-
-    wait_until(done, 1800, f"{FANOUT} run", interval=0.5)
-    run = api.run(FANOUT, run_id)
-    tis = api.task_instances(FANOUT, run_id)
-    if run["state"] != "success":
-        bad = [t["task_id"] for t in tis if t["state"] != "success"]
-        raise SystemExit(f"{FANOUT} run {run_id} ended {run['state']}: {bad[:10]}")
-    first = min(ts(t["start_date"]) for t in tis)
-    last = max(ts(t["end_date"]) for t in tis)
-    return last - triggered, first - triggered
+def one_start(lp: LocalPlatform) -> dict[str, float]:
+    """Warm up, one fan-out, down: the figures of one round of one configuration."""
+    began = time.monotonic()
+    lp.up(timeout=900)
+    up = time.monotonic() - began
+    try:
+        figures = run_fanout(lp, lp.api())
+    finally:
+        began = time.monotonic()
+        lp.down()
+        down = time.monotonic() - began
+    return {**figures, "up_warm": up, "down": down}
 
 
-def fanout_series(api: AirflowApi, runs: int, label: str) -> tuple[float, float]:
-    walls, firsts = [], []
-    for i in range(runs):
-        wall, first = fanout(api)
-        walls.append(wall)
-        firsts.append(first)
-        say(f"    {label} run {i + 1}: wall {wall:.1f}s, trigger -> first task {first:.2f}s")
-    return statistics.median(walls), statistics.median(firsts)
+def cold_up(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        root = new_root("airflow-platform-bench-cold-")
+        lp = LocalPlatform(root / "state")
+        try:
+            began = time.monotonic()
+            lp.up(timeout=900)
+            times.append(time.monotonic() - began)
+        finally:
+            lp.down(wipe=True)
+            shutil.rmtree(root, ignore_errors=True)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2, help="fan-out runs per configuration")
+    parser.add_argument("--runs", type=int, default=3, help="fan-out runs per configuration")
     parser.add_argument("--uploads", type=int, default=20)
-    parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument("--cold-runs", type=int, default=3, help="0: skip the cold up figure")
     args = parser.parse_args()
+    report = Report("local")
+    say = report.say
+    say("== the fan-out baseline: " + STOCK_VALUES.name + " and stock.py")
+    for line in differences():
+        say("    " + line)
 
-    root = Path(tempfile.mkdtemp(prefix="airflow-platform-bench-"))
-    root.chmod(0o755)  # PostgreSQL runs as `nobody` when we are root
+    root = new_root("airflow-platform-bench-")
     state = root / "state"
-    lp = LocalPlatform(state)
+    platform = LocalPlatform(state)
+    stock = LocalPlatform(state, values_files=[STOCK_VALUES], overrides=STOCK_OVERRIDES)
     try:
-        say("== local up")
-        cold = timed_up(lp)
-        say(f"    cold (fresh state, initdb + migrations): {cold:.1f}s")
-        lp.down()
-        warm = timed_up(lp)
-        say(f"    warm (state kept): {warm:.1f}s   goal <= 30s")
-        api = lp.api()
+        say("== first start (fresh state), S3 put -> DAG visible in the API")
+        platform.up(timeout=900)
+        lat = upload_latency(platform, platform.api(), args.uploads)
+        platform.down()
 
-        say(f"== S3 put -> DAG visible in the API ({args.uploads} uploads)")
-        lat = upload_latency(lp, api, args.uploads)
-        p50, p95 = statistics.median(lat), percentile(lat, 95)
-
-        say(f"== {FANOUT}: our chart defaults")
-        ours = fanout_series(api, args.runs, "ours")
-        stock = None
-        if not args.skip_stock:
-            say(f"== {FANOUT}: Airflow's stock scheduler/celery settings ({STOCK_VALUES.name})")
-            lp.down()
-            stock_lp = LocalPlatform(state, values_files=[STOCK_VALUES])
-            stock_lp.up(timeout=900)
-            stock = fanout_series(stock_lp.api(), args.runs, "stock")
-            stock_lp.down()
-
-        say("\n== figures")
-        say(f"local up cold: {cold:.1f}s   warm: {warm:.1f}s (goal warm <= 30s)")
-        say(f"S3 put -> DAG visible: p50 {p50:.2f}s  p95 {p95:.2f}s (goal p95 <= 5s)")
-        say(f"fan-out 200 ours:  wall {ours[0]:.1f}s  trigger->first task {ours[1]:.2f}s")
-        if stock:
-            say(f"fan-out 200 stock: wall {stock[0]:.1f}s  trigger->first task {stock[1]:.2f}s")
-            say(
-                f"speed-up ours vs stock: wall x{stock[0] / ours[0]:.2f}, "
-                f"first task x{stock[1] / ours[1]:.2f} (goal >= 1.5x)"
-            )
+        say(f"== 200-task fan-out, interleaved, {args.runs} runs each")
+        runs = interleave({"platform": lambda: one_start(platform),
+                           "stock": lambda: one_start(stock)}, args.runs, say)  # fmt: skip
+        cold = cold_up(args.cold_runs) if args.cold_runs else []
     finally:
         LocalPlatform(state).down(wipe=True)
         shutil.rmtree(root, ignore_errors=True)
+
+    p, s = runs["platform"], runs["stock"]
+    say("\n== figures (medians over the runs; spread min-max)")
+    say("fan-out of 200 no-op tasks, 1..3 workers of 5 tasks each (mw1.small)")
+    report.ratio("fanout.wall.ratio", "platform faster than stock, wall", s["wall"], p["wall"])
+    report.figure("fanout.wall.platform", "wall, platform", p["wall"], digits=1)
+    report.figure("fanout.wall.stock", "wall, stock", s["wall"], digits=1)
+    report.ratio("fanout.first_task.ratio", "platform faster than stock, trigger -> first task",
+                 s["first_task"], p["first_task"])  # fmt: skip
+    report.figure("fanout.first_task.platform", "trigger -> first task, platform", p["first_task"])
+    report.figure("fanout.first_task.stock", "trigger -> first task, stock", s["first_task"])
+    say("where the time goes (per configuration)")
+    for name, figures in runs.items():
+        for figure in ("first_queued", "queued_to_start", "run"):
+            report.figure(f"fanout.{figure}.{name}", f"{figure}, {name}", figures[figure])
+        report.figure(f"fanout.cpu_busy.{name}", f"machine CPU busy during the run, {name}",
+                      [100 * v for v in figures["cpu_busy"]], unit="%", digits=0)  # fmt: skip
+        for group in GROUPS:
+            report.figure(f"fanout.cpu_{group}.{name}", f"CPU seconds of {group}, {name}",
+                          figures[f"cpu_{group}"], digits=1)  # fmt: skip
+    report.figure("local.up_warm", "local up, warm (state kept)", p["up_warm"] + s["up_warm"],
+                  digits=1)  # fmt: skip
+    report.figure("local.down", "local down after a fan-out", p["down"] + s["down"], digits=1)
+    if cold:
+        report.figure("local.up_cold", "local up, cold (fresh state)", cold, digits=1)
+    report.figure("local.upload_visible", f"S3 put -> DAG visible, {len(lat)} uploads", lat)
+    ordered = sorted(lat)
+    report.value("local.upload_visible.p95", "S3 put -> DAG visible, p95",
+                 ordered[max(0, round(0.95 * len(ordered)) - 1)], "s")  # fmt: skip
+    say(f"(median of the uploads {statistics.median(lat):.2f} s; goal p95 <= 5 s)")
+    report.write()
 
 
 if __name__ == "__main__":

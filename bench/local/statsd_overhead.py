@@ -2,10 +2,11 @@
 
 The same local platform state is started alternately with Airflow's StatsD on (sent to a
 UDP socket this script drains, as a node agent or statsd_exporter would) and off
-(metrics.statsd.enabled: false), one fan-out per start, interleaved so that the machine's
-background load falls on both alike.
+(metrics.statsd.enabled: false), one fan-out per start, interleaved (bench/_runner.py) so
+that the machine's background load falls on both alike.
 
-Run: .venv/bin/python bench/local/statsd_overhead.py [--runs N]
+Run: .venv/bin/python bench/local/statsd_overhead.py [--runs 3]
+Writes bench/results/statsd.txt.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ import argparse
 import json
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import yaml
 
-from airflow_platform.local.api import AirflowApi
-from airflow_platform.local.platform import LocalPlatform
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import FANOUT, fanout, say  # the fan-out measurement of bench/local/run.py
+from _runner import Report, interleave  # noqa: E402
+from fanout import FANOUT, run_fanout  # noqa: E402
+
+from airflow_platform.local.api import AirflowApi  # noqa: E402
+from airflow_platform.local.platform import LocalPlatform  # noqa: E402
 
 
 class Drain:
@@ -68,12 +72,26 @@ def failed_task_log(api: AirflowApi) -> str:
     return "no failed task"
 
 
+def one_start(lp: LocalPlatform, drain: Drain) -> dict[str, float]:
+    """Warm up, one fan-out, down; a failed run ends the bench with its task's log."""
+    began = time.monotonic()
+    lp.up(timeout=900)
+    up = time.monotonic() - began
+    before = drain.packets
+    try:
+        figures = run_fanout(lp, lp.api())
+    except SystemExit as failed:
+        raise SystemExit(f"{failed}\n{failed_task_log(lp.api())}") from None
+    finally:
+        lp.down()
+    return {**figures, "up_warm": up, "statsd_packets": float(drain.packets - before)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="fan-out runs per setting")
-    parser.add_argument("--first", choices=("on", "off"), default="on", help="setting run first")
     args = parser.parse_args()
-
+    report = Report("statsd")
     root = Path(tempfile.mkdtemp(prefix="airflow-platform-bench-statsd-"))
     root.chmod(0o755)  # PostgreSQL runs as `nobody` when we are root
     state = root / "state"
@@ -82,51 +100,35 @@ def main() -> None:
         "on": {"metrics": {"statsd": {"enabled": True, "host": "127.0.0.1", "port": drain.port}}},
         "off": {"metrics": {"statsd": {"enabled": False}}},
     }
-    files = {}
+    platforms = {}
     for name, values in settings.items():
-        files[name] = root / f"statsd-{name}.yaml"
-        files[name].write_text(yaml.safe_dump(values))
-    walls: dict[str, list[float]] = {"on": [], "off": []}
-    firsts: dict[str, list[float]] = {"on": [], "off": []}
+        path = root / f"statsd-{name}.yaml"
+        path.write_text(yaml.safe_dump(values))
+        platforms[name] = LocalPlatform(state, values_files=[path])
     try:
-        for i in range(args.runs):
-            pair = ("on", "off") if args.first == "on" else ("off", "on")
-            for name in pair if i % 2 == 0 else pair[::-1]:
-                lp = LocalPlatform(state, values_files=[files[name]])
-                lp.up(timeout=900)
-                before = drain.packets
-                try:
-                    wall, first = fanout(lp.api())
-                except SystemExit as failed:  # a failed run is reported, not measured
-                    say(f"    run {i + 1} statsd {name}: {failed}")
-                    say(f"    {failed_task_log(lp.api())}")
-                    lp.down()
-                    continue
-                lp.down()
-                walls[name].append(wall)
-                firsts[name].append(first)
-                say(
-                    f"    run {i + 1} statsd {name:3s}: wall {wall:.1f}s, first task "
-                    f"{first:.2f}s, {drain.packets - before} StatsD packets"
-                )
-        say("\n== figures")
-        for name in ("on", "off"):
-            if not walls[name]:
-                say(f"statsd {name:3s}: no successful run")
-                continue
-            say(
-                f"statsd {name:3s}: wall median {statistics.median(walls[name]):.1f}s "
-                f"{sorted(round(w, 1) for w in walls[name])}, first task median "
-                f"{statistics.median(firsts[name]):.2f}s"
-            )
-        if not walls["on"] or not walls["off"]:
-            return
-        ratio = statistics.median(walls["on"]) / statistics.median(walls["off"])
-        say(f"wall on/off: x{ratio:.3f}")
+        report.say("== first start (fresh state)")
+        platforms["off"].up(timeout=900)
+        platforms["off"].down()
+        report.say(f"== 200-task fan-out, StatsD on and off, interleaved, {args.runs} runs each")
+        runs = interleave(
+            {name: (lambda lp=lp: one_start(lp, drain)) for name, lp in platforms.items()},
+            args.runs,
+            report.say,
+        )
     finally:
         drain.close()
         LocalPlatform(state).down(wipe=True)
         shutil.rmtree(root, ignore_errors=True)
+    on, off = runs["on"], runs["off"]
+    report.say("\n== figures (medians over the runs; spread min-max)")
+    report.ratio("statsd.wall.on_over_off", "wall with StatsD on / off", on["wall"], off["wall"])
+    report.figure("statsd.wall.on", "wall, StatsD on", on["wall"], digits=1)
+    report.figure("statsd.wall.off", "wall, StatsD off", off["wall"], digits=1)
+    report.figure("statsd.first_task.on", "trigger -> first task, StatsD on", on["first_task"])
+    report.figure("statsd.first_task.off", "trigger -> first task, StatsD off", off["first_task"])
+    report.figure("statsd.packets.on", "StatsD packets per fan-out, on", on["statsd_packets"],
+                  unit="packets", digits=0)  # fmt: skip
+    report.write()
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ install, one real DagBag import per file, the reports), timed from the outside:
   cold   a new requirements cache: uv resolves, downloads and installs
   warm   the cache of the previous run: the installed tree is linked back
 
-Prints the median and the spread (min-max) over --runs runs (at least 3).
+Cold and warm runs alternate (bench/_runner.py); prints the median and the spread
+(min-max) over --runs runs of each (at least 3). Writes bench/results/migrate.txt.
 Run: .venv/bin/python bench/migrate/run.py [--sizes 100 1000] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -24,6 +26,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _runner import Report, interleave
 
 CLI = str(Path(sys.executable).parent / "airflow-platform")
 REQUIREMENTS = "pyfiglet==1.0.2\nboltons==26.2.0\niso8601==2.1.0\n"
@@ -87,10 +92,34 @@ def one_run(dags: Path, cache: Path, out: Path) -> tuple[float, dict]:
     return seconds, json.loads(report.read_text())["summary"]
 
 
-def spread(values: list[float]) -> str:
-    return (
-        f"median {statistics.median(values):7.1f} s  (min {min(values):.1f}, max {max(values):.1f})"
-    )
+def measure(size: int, base: Path, runs: int, report: Report) -> None:
+    """Cold and warm runs of one tree size, interleaved."""
+    dags = write_tree(base / f"tree-{size}", size)
+    serial = itertools.count()
+    caches: list[Path] = []
+    summary: dict = {}
+
+    def cold() -> float:
+        caches.append(base / f"cache-{size}-{next(serial)}")  # a new cache: cold
+        seconds, found = one_run(dags, caches[-1], base)
+        summary.update(found)
+        return seconds
+
+    def warm() -> float:
+        if not caches:
+            cold()
+        seconds, found = one_run(dags, caches[-1], base)  # a used cache: warm
+        summary.update(found)
+        return seconds
+
+    out = interleave({"cold": cold, "warm": warm}, runs, report.say)
+    report.figure(f"migrate.{size}.cold", f"{size} DAG files, cold", out["cold"]["seconds"],
+                  digits=1)  # fmt: skip
+    report.figure(f"migrate.{size}.warm", f"{size} DAG files, warm", out["warm"]["seconds"],
+                  digits=1)  # fmt: skip
+    rate = size / statistics.median(out["warm"]["seconds"])
+    report.say(f"    ({rate:.1f} files/s warm; {summary.get('blockers')} blockers, "
+               f"{summary.get('warnings')} warnings)")  # fmt: skip
 
 
 def main() -> None:
@@ -98,31 +127,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    runs = max(3, args.runs)
-    print(f"migrate check, {os.cpu_count()} CPU(s), {runs} runs each")
+    report = Report("migrate")
+    report.say(f"migrate check, {os.cpu_count()} CPU(s), {max(3, args.runs)} runs each")
     with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
-        base = Path(tmp)
         for size in args.sizes:
-            dags = write_tree(base / f"tree-{size}", size)
-            cold, warm = [], []
-            summary: dict = {}
-            for i in range(runs):
-                cache = base / f"cache-{size}-{i}"  # a new cache: a cold run
-                seconds, summary = one_run(dags, cache, base)
-                cold.append(seconds)
-                seconds, summary = one_run(dags, cache, base)  # the same cache: warm
-                warm.append(seconds)
-                print(
-                    f"  {size} files, run {i + 1}: cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s",
-                    flush=True,
-                )
-            print(
-                f"{size:>5} DAG files  cold {spread(cold)}\n"
-                f"{'':>5}            warm {spread(warm)}  "
-                f"({size / statistics.median(warm):.1f} files/s warm; "
-                f"{summary['blockers']} blockers, {summary['warnings']} warnings)",
-                flush=True,
-            )
+            measure(size, Path(tmp), args.runs, report)
+    report.write()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Snapshot and restore benchmark: `ops snapshot create --method pg_dump` and `ops restore`
 on a real PostgreSQL holding Airflow's schema (`airflow db migrate`) with N task instances,
-dumps stored in S3 (a moto server). Prints medians; asserts only that the restore brought
-the rows back.
+dumps stored in S3 (a moto server). Each round takes a snapshot, empties the table and
+restores it (the two alternate); prints medians and spread (min-max); asserts only that the
+restore brought the rows back. Writes bench/results/ops.txt.
 
 Usage: .venv/bin/python bench/ops/run.py [--task-instances 100000] [--rounds 3]
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -20,16 +20,13 @@ import boto3
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "scaling"))
+sys.path[:0] = [str(REPO / "tests" / "scaling"), str(REPO / "bench")]
 
+from _runner import Report, interleave  # noqa: E402
 from embedded_pg import EmbeddedPostgres, migrate_airflow_db  # noqa: E402
 
 from airflow_platform.ops import snapshots  # noqa: E402
 from airflow_platform.procs import ManagedProcess, free_port, port_open, wait_until  # noqa: E402
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def count(url: str) -> int:
@@ -46,6 +43,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    report = Report("ops")
+    say = report.say
     work = Path(tempfile.mkdtemp(prefix="bench-ops-"))
     port = free_port()
     moto = ManagedProcess(
@@ -84,12 +83,14 @@ def main() -> None:
                 {"n": args.task_instances},
             )
         engine.dispose()
-        say(f"{count(url)} task instances; {args.rounds} rounds")
-        takes, restores, sizes = [], [], []
-        for _ in range(args.rounds):
+        say(f"{count(url)} task instances; {max(3, args.rounds)} rounds")
+        sizes = []
+
+        def snapshot() -> dict[str, float]:
+            """Take a snapshot, empty the table, restore it: one round."""
             t0 = time.perf_counter()
             taken = snapshots.dump_create(url, "s3://bench-snapshots/airflow/", "bench")
-            takes.append(time.perf_counter() - t0)
+            take = time.perf_counter() - t0
             sizes.append(int(taken.size.split()[0]))
             engine = sa.create_engine(url)
             with engine.begin() as conn:
@@ -97,18 +98,20 @@ def main() -> None:
             engine.dispose()
             t0 = time.perf_counter()
             snapshots.dump_restore(taken.id, "s3://bench-snapshots/airflow/", url)
-            restores.append(time.perf_counter() - t0)
+            restore = time.perf_counter() - t0
             assert count(url) == args.task_instances, "the restore lost rows"
             time.sleep(1)  # snapshot ids have one-second resolution
-        say(
-            f"snapshot (pg_dump -> S3): median {statistics.median(takes):.2f} s "
-            f"(runs {', '.join(f'{t:.2f}' for t in takes)}), "
-            f"dump {statistics.median(sizes) / 1e6:.1f} MB"
+            return {"snapshot": take, "restore": restore}
+
+        runs = interleave({"snapshot and restore": snapshot}, args.rounds, say)[
+            "snapshot and restore"
+        ]
+        report.figure(
+            "ops.snapshot", "ops snapshot create --method pg_dump (-> S3)", runs["snapshot"]
         )
-        say(
-            f"restore (S3 -> pg_restore --clean): median {statistics.median(restores):.2f} s "
-            f"(runs {', '.join(f'{t:.2f}' for t in restores)})"
-        )
+        report.figure("ops.restore", "ops restore (S3 -> pg_restore --clean)", runs["restore"])
+        report.value("ops.dump_mb", "dump size", max(sizes) / 1e6, "MB", 1)
+        report.write()
     finally:
         server.stop()
         moto.stop()

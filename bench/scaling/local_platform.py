@@ -8,13 +8,14 @@ API and measures, from the trigger call:
 - the run's end, and the return to 1 worker after the idle window.
 
 Usage: .venv/bin/python bench/scaling/local_platform.py [--cycles 3] [--keep]
+Prints the median and spread (min-max) over the cycles; writes
+bench/results/scaling-local.txt.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = REPO / "tests" / "e2e" / "data" / "values-e2e.yaml"
+sys.path.insert(0, str(REPO / "bench"))
+
+from _runner import Report, interleave  # noqa: E402
 
 from airflow_platform.local.platform import LocalPlatform  # noqa: E402
 from airflow_platform.procs import wait_until  # noqa: E402
@@ -79,6 +83,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="leave the platform running")
     args = parser.parse_args()
+    report = Report("scaling-local")
     root = Path(tempfile.mkdtemp(prefix="airflow-platform-bench-scaling-"))
     root.chmod(0o755)  # PostgreSQL runs as nobody when we are root
     lp = LocalPlatform(root / "state", values_files=[VALUES], progress=lambda m: print(f"  {m}"))
@@ -89,18 +94,11 @@ def main() -> int:
         api = lp.api()
         wait_until(lambda: api.dag(dag_id), 300, f"DAG {dag_id}", 0.5)
         api.unpause(dag_id)
-        results = []
-        for n in range(args.cycles):
-            r = cycle(lp, dag_id)
-            results.append(r)
-            print(f"cycle {n + 1}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
-        print("\nburst of 12 x 20 s tasks, 1..3 workers, 3 tasks per worker:")
-        for key in results[0]:
-            values = [r[key] for r in results]
-            print(
-                f"  {key:26s} median {statistics.median(values):7.2f}  "
-                f"min {min(values):7.2f}  max {max(values):7.2f}"
-            )
+        runs = interleave({"burst": lambda: cycle(lp, dag_id)}, args.cycles, report.say)["burst"]
+        report.say("burst of 12 x 20 s tasks, 1..3 workers, 3 tasks per worker:")
+        for key, values in runs.items():
+            report.figure(f"scaling_local.{key}", key, values)
+        report.write()
     finally:
         if not args.keep:
             lp.down(wipe=True)

@@ -13,7 +13,9 @@
    - naive-kill:   the platform's settings but a grace period shorter than the tasks, so
                    the worker is SIGKILLed mid-task (Kubernetes' default 30 s vs long tasks).
 
-Usage: .venv/bin/python bench/scaling/run.py [--cycles 5] [--task-seconds 4]
+The modes run interleaved, one cycle each in turn (bench/_runner.py), --cycles times.
+Usage: .venv/bin/python bench/scaling/run.py [--cycles 3] [--task-seconds 4]
+Writes bench/results/scaling.txt.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import copy
 import os
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -35,8 +36,9 @@ import boto3
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "scaling"))
+sys.path[:0] = [str(REPO / "tests" / "scaling"), str(REPO / "bench")]
 
+from _runner import Report, interleave  # noqa: E402
 from celery_harness import (  # noqa: E402
     DrillWorker,
     Executions,
@@ -58,16 +60,6 @@ from airflow_platform.scaling.policy import (  # noqa: E402
     ScalingPolicy,
 )
 
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 # ---------------------------------------------------------------- decision latency
 
 
@@ -83,8 +75,8 @@ def bench_policy(observations: int = 200_000) -> float:
     return (time.perf_counter() - start) / observations * 1e6
 
 
-def bench_burst_to_decision(workdir: Path, history_rows: int, burst: int) -> dict[str, float]:
-    say(f"  PostgreSQL + airflow db migrate (task_instance with {history_rows} finished rows)...")
+def bench_burst_to_decision(workdir: Path, history_rows: int, burst: int) -> dict[str, list[float]]:
+    print(f"  PostgreSQL + airflow db migrate (task_instance with {history_rows} finished rows)...")
     server = EmbeddedPostgres().start()
     try:
         url = server.create_database("airflow")
@@ -132,12 +124,7 @@ def bench_burst_to_decision(workdir: Path, history_rows: int, burst: int) -> dic
                 10, -(-burst // 5)
             )
         engine.dispose()
-        return {
-            "query_idle_p50_ms": pct(idle, 0.5) * 1e3,
-            "query_idle_p95_ms": pct(idle, 0.95) * 1e3,
-            "burst_decision_p50_ms": pct(decide, 0.5) * 1e3,
-            "burst_decision_p95_ms": pct(decide, 0.95) * 1e3,
-        }
+        return {"idle": [v * 1e3 for v in idle], "decide": [v * 1e3 for v in decide]}
     finally:
         server.stop()
 
@@ -227,72 +214,69 @@ def run_cycle(
     return result
 
 
-def bench_cycles(
-    mode: str,
-    base_config: dict,
-    endpoint: str,
-    sqs,
-    workdir: Path,
-    cycles: int,
-    task_seconds: float,
-    visibility_timeout: int,
-) -> list[CycleResult]:
-    queue_url = create_queue(sqs, visibility_timeout)
-    config = copy.deepcopy(base_config)
-    config["broker_transport_options"]["predefined_queues"]["default"]["url"] = queue_url
-    config["result_backend"] = None
-    if mode == "naive-group":  # Celery's own defaults
-        config["task_acks_late"] = False
-        config["worker_prefetch_multiplier"] = 4
-    mode_dir = workdir / mode
-    gates = mode_dir / "gates"
-    gates.mkdir(parents=True)
-    log = mode_dir / "executions.log"
-    stay = DrillWorker("stay", config, 2, mode_dir, log, gates).start()
-    results = []
-    try:
-        for cycle in range(cycles):
-            result = run_cycle(
-                mode, cycle, config, stay, mode_dir, log, gates, sqs, queue_url,
-                task_seconds, visibility_timeout,
+class ModeRig:
+    """One mode's queue, Celery settings and folders; each run is one scale-in cycle with
+    its own staying worker."""
+
+    def __init__(self, mode: str, base_config: dict, sqs, workdir: Path, args) -> None:
+        self.mode, self.sqs, self.args = mode, sqs, args
+        self.queue_url = create_queue(sqs, args.visibility_timeout)
+        self.config = copy.deepcopy(base_config)
+        self.config["broker_transport_options"]["predefined_queues"]["default"]["url"] = (
+            self.queue_url
+        )
+        self.config["result_backend"] = None
+        if mode == "naive-group":  # Celery's own defaults
+            self.config["task_acks_late"] = False
+            self.config["worker_prefetch_multiplier"] = 4
+        self.dir = workdir / mode
+        self.gates = self.dir / "gates"
+        self.gates.mkdir(parents=True)
+        self.log = self.dir / "executions.log"
+        self.cycle = 0
+
+    def run(self) -> dict[str, float]:
+        stay = DrillWorker(f"stay{self.cycle}", self.config, 2, self.dir, self.log, self.gates)
+        stay.start()
+        try:
+            r = run_cycle(
+                self.mode, self.cycle, self.config, stay, self.dir, self.log, self.gates,
+                self.sqs, self.queue_url, self.args.task_seconds, self.args.visibility_timeout,
             )  # fmt: skip
-            say(
-                f"  {mode:<12} cycle {cycle + 1}: sent {result.sent}, ok {result.completed_once},"
-                f" lost {result.lost}, interrupted {result.interrupted},"
-                f" duplicates {result.duplicates}, stop took {result.drain_seconds:.1f}s"
-            )
-            results.append(result)
-    finally:
-        stay.stop()
-    return results
+        finally:
+            stay.stop()
+            self.cycle += 1
+        return {"sent": r.sent, "ok": r.completed_once, "lost": r.lost,
+                "interrupted": r.interrupted, "duplicates": r.duplicates, "harmed": r.harmed,
+                "stop": r.drain_seconds}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--task-seconds", type=float, default=4.0)
     parser.add_argument("--visibility-timeout", type=int, default=15)
     parser.add_argument("--history-rows", type=int, default=20_000)
     parser.add_argument("--burst", type=int, default=40)
     parser.add_argument("--modes", default="drain,naive-group,naive-kill")
     args = parser.parse_args()
+    report = Report("scaling")
+    say = report.say
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
     say("== decision latency")
-    per_obs_us = bench_policy()
-    say(f"  policy.observe(): {per_obs_us:.2f} µs per observation (burst -> scale_up: 1 step)")
+    policy = interleave({"policy": lambda: {"us": bench_policy()}}, 3, say)["policy"]["us"]
+    report.figure("scaling.policy_us", "policy.observe() per observation", policy, "µs")
     db = bench_burst_to_decision(workdir, args.history_rows, args.burst)
-    say(
-        f"  read_demand() on {args.history_rows} finished rows, idle: "
-        f"p50 {db['query_idle_p50_ms']:.2f} ms, p95 {db['query_idle_p95_ms']:.2f} ms"
-    )
-    say(
-        f"  burst of {args.burst} queued -> scale_up decision (query + policy): "
-        f"p50 {db['burst_decision_p50_ms']:.2f} ms, p95 {db['burst_decision_p95_ms']:.2f} ms"
-    )
+    report.figure("scaling.read_demand_idle_ms",
+                  f"read_demand() on {args.history_rows} finished rows, idle, 50 reads",
+                  db["idle"], "ms")  # fmt: skip
+    report.figure("scaling.burst_decision_ms",
+                  f"burst of {args.burst} queued -> scale_up decision (query + policy), 50 reads",
+                  db["decide"], "ms")  # fmt: skip
     say("  (a live scaler adds its polling interval; KEDA's HPA path adds up to its 15 s sync)")
 
-    say(f"== scale-in cycles ({args.cycles} per mode, tasks of {args.task_seconds:g}s)")
+    say(f"== scale-in cycles (tasks of {args.task_seconds:g}s), modes interleaved")
     port = free_port()
     moto = ManagedProcess(
         "moto",
@@ -302,7 +286,6 @@ def main() -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
     )
-    totals: dict[str, CycleResult] = {}
     try:
         wait_until(lambda: moto.check_alive() or port_open(port), 30, "moto server")
         endpoint = f"http://127.0.0.1:{port}"
@@ -311,44 +294,21 @@ def main() -> None:
         base_config = airflow_celery_config(
             placeholder.platform_env(2, args.visibility_timeout), workdir / "airflow-celery"
         )
-        for mode in args.modes.split(","):
-            results = bench_cycles(
-                mode, base_config, endpoint, sqs, workdir, args.cycles, args.task_seconds,
-                args.visibility_timeout,
-            )  # fmt: skip
-            total = CycleResult()
-            for r in results:
-                total.sent += r.sent
-                total.completed_once += r.completed_once
-                total.lost += r.lost
-                total.interrupted += r.interrupted
-                total.duplicates += r.duplicates
-                total.harmed += r.harmed
-            total.drain_seconds = statistics.mean(r.drain_seconds for r in results)
-            totals[mode] = total
+        rigs = {m: ModeRig(m, base_config, sqs, workdir, args) for m in args.modes.split(",")}
+        runs = interleave({m: rig.run for m, rig in rigs.items()}, args.cycles, say)
     finally:
         moto.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    say("== summary (over all cycles)")
-    say(f"  {'mode':<12} {'sent':>5} {'ok':>5} {'lost':>5} {'interrupted':>12} {'dupes':>6}"
-        f" {'stop s':>7}")  # fmt: skip
-    for mode, t in totals.items():
-        say(
-            f"  {mode:<12} {t.sent:>5} {t.completed_once:>5} {t.lost:>5} {t.interrupted:>12}"
-            f" {t.duplicates:>6} {t.drain_seconds:>7.1f}"
-        )
-    drain = totals.get("drain")
-    if drain:
-        bad = drain.harmed
-        say(f"  drain: {bad} of {drain.sent} tasks lost, interrupted or duplicated (goal 0)")
-        for mode, t in totals.items():
-            if mode == "drain":
-                continue
-            say(
-                f"  {mode}: {t.harmed} of {t.sent} tasks harmed vs drain {bad}"
-                f" (ok ratio drain/{mode} = {drain.completed_once / max(t.completed_once, 1):.2f})"
-            )
+    say("== summary (tasks summed over all cycles; stop time median, spread min-max)")
+    for mode, r in runs.items():
+        totals = {k: int(sum(r[k])) for k in ("sent", "ok", "lost", "interrupted", "duplicates",
+                                              "harmed")}  # fmt: skip
+        for k, v in totals.items():
+            report.value(f"scaling.{mode}.{k}", f"{mode}, tasks {k}", v, digits=0)
+        report.figure(f"scaling.{mode}.stop", f"{mode}, worker stop took", r["stop"], digits=1)
+    say("goal: drain harms 0 tasks")
+    report.write()
 
 
 if __name__ == "__main__":
