@@ -95,13 +95,18 @@ worker queue's pods take workers.* with the queue's own size, nodeSelector and t
 {{- end -}}
 
 {{/*
-The preset of .Values.environmentClass (MWAA's sizes and tasks per worker, the allowed
-scheduler and API server counts, this chart's PgBouncer pool) from files/environment-classes.json,
-which platform/airflow_platform/environment/classes.py writes: the one table the chart and the
-environment model share. Output: YAML.
+Every class preset (MWAA's sizes and tasks per worker, the allowed scheduler and API server
+counts, this chart's PgBouncer pool) from files/environment-classes.json, which
+platform/airflow_platform/environment/classes.py writes: the one table the chart and the
+environment model share. Output: YAML map, class name -> preset.
 */}}
+{{- define "airflow-platform.classes" -}}
+{{- toYaml (.Files.Get "files/environment-classes.json" | fromJson).classes -}}
+{{- end -}}
+
+{{/* The preset of .Values.environmentClass. Output: YAML. */}}
 {{- define "airflow-platform.class" -}}
-{{- toYaml (get (.Files.Get "files/environment-classes.json" | fromJson).classes .Values.environmentClass) -}}
+{{- toYaml (get (fromYaml (include "airflow-platform.classes" .)) .Values.environmentClass) -}}
 {{- end -}}
 
 {{/*

@@ -24,7 +24,7 @@ the environment class, fields required together). Each failure names the field a
 {{- fail "\nmetrics.statsdExporter.enabled=true needs metrics.statsd.enabled=true: Airflow would send it nothing." }}
 {{- end }}
 {{- /* The fewest schedulers and API servers the class allows (files/environment-classes.json). */ -}}
-{{- $classes := (.Files.Get "files/environment-classes.json" | fromJson).classes -}}
+{{- $classes := fromYaml (include "airflow-platform.classes" .) -}}
 {{- $class := get $classes $v.environmentClass -}}
 {{- range $field, $count := dict "scheduler.replicas" (list $v.scheduler.replicas $class.schedulers) "apiServer.minReplicas" (list $v.apiServer.minReplicas $class.webservers) }}
 {{- $n := index $count 0 | int }}
