@@ -1,10 +1,10 @@
 """`local up` warm and `local down` with idle workers (printed, never asserted).
 
-One platform is brought up cold once (not measured); then, `--runs` times: `down` with every
-worker idle, then `up` warm (state kept: database migrated, rendering unchanged) until every
-component is healthy. Between the two, `--workers N` idle workers run (the autoscaler's pool
-is topped up by starting them as it would). Prints medians and spreads; with --out, writes
-them as JSON too.
+One platform with `--workers N` workers (minWorkers = maxWorkers = N, so the autoscaler
+keeps them all, idle) is brought up cold once (not measured); then, `--runs` times: `down`
+with every worker idle, then `up` warm (state kept: database migrated, rendering unchanged)
+until every component is healthy. Prints medians and spreads; with --out, writes them as
+JSON too.
 
 Run: .venv/bin/python bench/local/up_down.py [--runs 3] [--workers 3] [--out FILE]
 """
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from airflow_platform.local.platform import LocalPlatform
-from airflow_platform.procs import wait_until
 
 
 def say(msg: str) -> None:
@@ -34,28 +33,6 @@ def spread(values: list[float]) -> str:
     )
 
 
-def start_idle_workers(lp: LocalPlatform, count: int) -> None:
-    """Idle workers as a scale-out leaves them: started from the pool by the autoscaler's
-    own path (a min of `count`), then waited for until each says ready."""
-    data = lp.state.load()
-    raw = data["autoscaling"]
-    names = raw["pool"][:count]
-    with lp.state.locked():
-        data = lp.state.load()
-        for name in names:
-            if name not in data.get("processes", {}):
-                spec = raw["launch"][name]
-                data.setdefault("launch", {})[name] = spec
-                lp.state.save(data)
-                lp.sup.start(name, spec["argv"], env=spec["env"], cwd=Path(spec["cwd"]))
-                lp.sup.start_companions(spec.get("companions", []))
-                data = lp.state.load()
-    for name in names:
-        wait_until(
-            lambda n=name: " ready." in lp.health._log_since_start(n), 300, f"{name} ready", 0.5
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -64,7 +41,9 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="airflow-platform-bench-updown-"))
     root.chmod(0o755)
-    lp = LocalPlatform(root / "state")
+    values = root / "workers.yaml"
+    values.write_text(f"workers: {{minWorkers: {args.workers}, maxWorkers: {args.workers}}}\n")
+    lp = LocalPlatform(root / "state", values_files=[values])
     ups: list[float] = []
     downs: list[float] = []
     try:
@@ -72,7 +51,6 @@ def main() -> None:
         lp.up()
         say(f"cold up (not compared): {time.monotonic() - began:.1f} s")
         for run in range(args.runs):
-            start_idle_workers(lp, args.workers)
             began = time.monotonic()
             lp.down()
             downs.append(time.monotonic() - began)
