@@ -28,6 +28,11 @@ ROWS = {
     "worker": ("Deployment", "worker", "worker"),
     "worker pod's log-server container": ("Deployment", "worker", "log-server"),
     "worker pod's worker-agent container": ("Deployment", "worker", "worker-agent"),
+    "dag-processor pod's dagsync sidecar (`dags.sync.parseRequests`)": (
+        "Deployment",
+        "dag-processor",
+        "dagsync",
+    ),
     "migrations": ("Job", "migrations", "migrations"),
 }
 SIGNING_KEYS = (
@@ -52,8 +57,16 @@ def readme_matrix() -> dict[str, dict[str, bool]]:
     return matrix
 
 
+# The dagsync sidecar reads the database URL under a name of its own.
+SAME_SECRET = {"DAGSYNC_DATABASE_URL": COLUMNS["DB URL"]}
+
+
 def secret_envs(c: dict) -> set[str]:
-    return {k for k, e in env_of(c).items() if "secretKeyRef" in e.get("valueFrom", {})}
+    return {
+        SAME_SECRET.get(k, k)
+        for k, e in env_of(c).items()
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
 
 
 @pytest.mark.parametrize("values_file", ci_files())

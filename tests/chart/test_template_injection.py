@@ -121,6 +121,8 @@ def _sample(schema: dict[str, Any]) -> Any:
     schema = _resolve(schema)
     if "enum" in schema:
         return schema["enum"][0]
+    if "examples" in schema:  # a pattern-constrained field shows a valid value
+        return schema["examples"][0]
     types = _types(schema)
     if "integer" in types:
         return max(1, schema.get("minimum", 1))

@@ -98,21 +98,35 @@ def _objects_of(helm_bin: str, chart: Path, values_file: str) -> dict[tuple[str,
 def test_todays_values_render_the_default_worker_exactly_as_before(
     helm_bin: str, baseline_chart: Path, values_file: str
 ) -> None:
-    """An upgrade with unchanged values leaves the worker Deployment, its autoscaler and its
-    network policy byte for byte as they were: no rollout, no scaling change."""
+    """An upgrade with unchanged values leaves the default queue as it was before queues
+    existed: the same autoscaler objects, the same worker command and environment, and no
+    queue object. (Other features may change the rest of the pod; this pins what queues
+    could have changed.)"""
     before = _objects_of(helm_bin, baseline_chart, values_file)
     after = _objects_of(helm_bin, CHART, values_file)
-    worker = {
+    scaling = {
         key
         for key, obj in before.items()
-        if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        if key[0] in ("ScaledObject", "HorizontalPodAutoscaler", "TriggerAuthentication")
+        and obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
         in ("worker", "keda-database", "keda-aws")
     }
-    assert {k for k, _ in worker} >= {"Deployment", "NetworkPolicy"}
-    for key in worker:
+    for key in scaling:
         assert after.get(key) == before[key], key
-    # Nor anything else: no queue, no new object.
-    assert after == before
+    name = f"{RELEASE}-airflow-platform-worker"
+
+    def worker(objects: dict) -> dict:
+        pod = objects[("Deployment", name)]["spec"]["template"]["spec"]
+        c = next(c for c in pod["containers"] if c["name"] == "worker")
+        return {k: c.get(k) for k in ("command", "args", "env", "envFrom", "resources")}
+
+    assert worker(after) == worker(before)
+    queue_objects = [
+        key
+        for key, obj in after.items()
+        if "airflow-platform.io/worker-queue" in obj["metadata"].get("labels", {})
+    ]
+    assert queue_objects == []
 
 
 def test_the_baseline_comparison_can_fail(helm_bin: str, baseline_chart: Path, tmp_path) -> None:
