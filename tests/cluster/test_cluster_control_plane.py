@@ -119,19 +119,6 @@ def test_agent_never_invents_success(cluster: Cluster, namespace: str) -> None:
     assert pod.status.reason == "NotEvaluated"
 
 
-def test_agent_checks_services_a_probe_pod_calls(cluster: Cluster, namespace: str) -> None:
-    cmd = ["wget", "-qO-", "http://missing-svc:8080/health"]
-    cluster.core.create_namespaced_pod(namespace, _pod("probe", "Never", command=cmd))
-    pod = wait_until(
-        lambda: (p := _phase(cluster, "probe")).status.phase in ("Succeeded", "Failed") and p,
-        120,
-        "the probe pod to finish",
-        interval=0.5,
-    )
-    assert pod.status.phase == "Failed"
-    assert "no Service 'missing-svc'" in pod.status.message
-
-
 def test_missing_secret_keeps_pod_pending(cluster: Cluster, namespace: str) -> None:
     env = [
         client.V1EnvVar(

@@ -115,10 +115,15 @@ class Drill:
             found[f"secret/{secret.metadata.name}"] = dict(secret.data or {})
         return found
 
-    def shape(self) -> dict[str, tuple[int, str]]:
-        """Each Deployment's replicas and image: what the failing upgrade would have changed."""
+    def shape(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Each Deployment's image and pod-template annotations (the configuration checksums):
+        what the failing upgrade would have changed. Not replicas: the API server's HPA owns
+        its count and may move it at any time."""
         return {
-            d.metadata.name: (d.spec.replicas, d.spec.template.spec.containers[0].image)
+            d.metadata.name: (
+                d.spec.template.spec.containers[0].image,
+                dict(d.spec.template.metadata.annotations or {}),
+            )
             for d in self.deployments()
         }
 
