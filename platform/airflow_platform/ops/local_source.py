@@ -212,9 +212,10 @@ def resume_local(state_dir: Path | None, timeout: float = 300) -> list[str]:
             cwd=Path(record["cwd"]),
             ports={str(k): v for k, v in record.get("ports", {}).items()},
         )
+        platform.sup.start_companions(record.get("companions", []))  # a worker's log server
         started.append(name)
     platform.state.update(hibernated=None)
-    platform.ensure_watchdog()
+    platform.life.ensure_watchdog()
 
     def healthy() -> bool:
         rows = {r["name"]: r for r in platform.status()}
