@@ -11,9 +11,6 @@ against the local platform's real Airflow in tests/ops/test_ops_local.py."""
 from __future__ import annotations
 
 import json
-import re
-import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -24,11 +21,15 @@ from pathlib import Path
 import pytest
 import yaml
 from cluster_node_agent import DeclaredExit
-from cluster_tools import REPO, Cluster, Helm, required_secrets
+from cluster_tools import (
+    REPO,
+    Cluster,
+    Helm,
+    chart_for_cluster,
+    namespace_with_secrets,
+)
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from airflow_platform.merge import deep_merge
 from airflow_platform.procs import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -95,28 +96,8 @@ class Env:
 @pytest.fixture(scope="module")
 def env(cluster: Cluster, helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("ops-chart")
-    chart = work / "airflow-platform"
-    shutil.copytree(CHART, chart)
-    chart_yaml = chart / "Chart.yaml"
-    chart_yaml.write_text(
-        re.sub(r"^kubeVersion:.*$", 'kubeVersion: ">=1.20.0-0"', chart_yaml.read_text(), flags=re.M)
-    )
-    served = work / "served-api-versions.txt"
-    served.write_text(cluster.kubectl("api-versions").stdout)
-    try:
-        cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    values = deep_merge(
-        yaml.safe_load((CHART / "values.yaml").read_text()), yaml.safe_load(VALUES.read_text())
-    )
-    wanted = required_secrets(values)
-    for name, keys in wanted.items():
-        data = {k: secrets.token_urlsafe(24) for k in keys}
-        cluster.core.create_namespaced_secret(
-            NS, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
-        )
+    chart, served = chart_for_cluster(cluster, work)
+    namespace_with_secrets(cluster, NS, VALUES)
     migrations = DeclaredExit(
         {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/component": "migrations"},
         why="`airflow db migrate` runs against real PostgreSQL in the e2e tier",
