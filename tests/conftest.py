@@ -95,6 +95,25 @@ def state_dir() -> Iterator[Path]:
 E2E_VALUES = REPO / "tests" / "e2e" / "data" / "values-e2e.yaml"
 
 
+class _SharedPlatform:
+    """The session's local platform, stopped as soon as the last test that uses it is done:
+    the tiers after it (and the ops and observability tests, which start platforms of their
+    own) then have the machine's two cores to themselves."""
+
+    def __init__(self) -> None:
+        self.running = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        if self.running is not None:
+            running, self.running = self.running, None
+            running.down(wipe=False)
+        self.stopped = True
+
+
+SHARED = _SharedPlatform()
+
+
 @pytest.fixture(scope="session")
 def platform(state_dir: Path):
     """The whole local platform (sign-in through its OpenID Connect provider), up once.
@@ -105,17 +124,46 @@ def platform(state_dir: Path):
     if reuse := os.environ.get("AIRFLOW_PLATFORM_E2E_REUSE"):
         yield LocalPlatform(reuse)
         return
+    if SHARED.stopped:  # the collection hook below keeps its users together
+        raise RuntimeError("the session's local platform was already stopped")
 
     lp = LocalPlatform(
         state_dir,
         values_files=[E2E_VALUES],
         progress=lambda msg: print(f"[local] {msg}", flush=True),
     )
+    SHARED.running = lp
     try:
         lp.up(timeout=600)
         yield lp
     finally:
-        lp.down(wipe=False)
+        SHARED.stop()
+
+
+def uses_shared_platform(item: pytest.Item) -> bool:
+    """Whether the test needs the session's platform (a module's own `platform` fixture, as
+    in tests/ops, overrides it with a narrower scope)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("platform") if info is not None else None
+    return bool(defs) and defs[-1].scope == "session"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every test of the session's platform in one block, where the first one was."""
+    users = [item for item in items if uses_shared_platform(item)]
+    if not users:
+        return
+    first = items.index(users[0])
+    others = [item for item in items if not uses_shared_platform(item)]
+    items[:] = others[:first] + users + others[first:]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if os.environ.get("AIRFLOW_PLATFORM_E2E_REUSE") or not uses_shared_platform(item):
+        return
+    if nextitem is None or not uses_shared_platform(nextitem):
+        SHARED.stop()
 
 
 os.environ.setdefault("AIRFLOW_PLATFORM_TESTING", "1")

@@ -72,7 +72,9 @@ def plugins_zip(work: Path) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="session")
+# Module scope: the pods stop once this tier's tests are done, so the tiers after it do not
+# share the machine's two cores with a whole platform of containers.
+@pytest.fixture(scope="module")
 def stack(platform_image: str) -> Iterator[Stack]:
     # PostgreSQL runs as `nobody` when we are root: its state dir must be reachable.
     work = Path(tempfile.mkdtemp(prefix="airflow-platform-containers-"))
