@@ -3,8 +3,8 @@
 Everything the pods run comes from `helm template`; this module changes only what README.md's
 translation table lists, because podman 4.3 is not a Kubernetes node (no API server, no
 Service proxy, no service-account tokens) or lacks a feature. The rows, in code order:
-Secrets, Jobs, volumes, containers that need the Kubernetes API, fieldRef, the AWS endpoint,
-Vault auth, probes, Service names, init-container bookkeeping.
+Secrets, Jobs, volumes, containers that need the Kubernetes API, fieldRef, dependent
+variables, the AWS endpoint, Vault auth, probes, Service names, init-container bookkeeping.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,29 @@ def _field_value(path: str, pod: str, ip: str, host: Host, spec: dict[str, Any])
     return values[path]
 
 
+# Kubernetes' dependent variables: `$(NAME)` takes the value of an earlier variable of the same
+# container, `$$` is a literal `$`, and a reference to an unknown name stays as written.
+_DEPENDENT = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def _expand_dependent_env(env: list[dict[str, Any]], secret_dir: Callable[[str], Path]) -> None:
+    """What the kubelet does before a container starts and podman 4.3 does not: a value such
+    as `db+$(AIRFLOW_PLATFORM_RESULT_BACKEND_URL)` gets the earlier variable's value, Secret
+    references included (read from the files the tier wrote for each Secret)."""
+    known: dict[str, str] = {}
+    for item in env:
+        if "value" in item:
+            item["value"] = _DEPENDENT.sub(
+                lambda m: "$" if m.group(0) == "$$" else known.get(m.group(1), m.group(0)),
+                str(item["value"]),
+            )
+            known[item["name"]] = item["value"]
+            continue
+        ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+        if ref and (path := secret_dir(ref["name"]) / ref["key"]).is_file():
+            known[item["name"]] = path.read_text()
+
+
 def _vault_token_auth(env: list[dict[str, Any]], host: Host) -> None:
     for item in env:
         if item.get("name") != "AIRFLOW__SECRETS__BACKEND_KWARGS" or "value" not in item:
@@ -303,6 +327,7 @@ def translate(
                 if ref:
                     item.pop("valueFrom")
                     item["value"] = _field_value(ref["fieldPath"], pod_name, ip, host, spec)
+            _expand_dependent_env(env, secret_dir)
             names = {e["name"] for e in env}
             extra = {"AWS_ENDPOINT_URL": host.moto_endpoint, **AWS_TEST_CREDENTIALS}
             env.extend({"name": k, "value": v} for k, v in extra.items() if k not in names)
