@@ -138,7 +138,12 @@ Input: (dict "root" $ "containers" list). */}}
 {{- $waitForMigrations := ternary $spec.waitForMigrations true (hasKey $spec "waitForMigrations") -}}
 {{- $isJob := eq ($spec.restartPolicy | default "Always") "Never" -}}
 {{- $logType := include "airflow-platform.logType" . -}}
-{{- $annotations := dict "airflow-platform.io/environment-checksum" (include (print $root.Template.BasePath "/config/environment.yaml") $root | sha256sum) -}}
+{{- /* Every pod carries the environment's checksum: computed once per rendering (the root
+context is shared by all templates), as rendering environment.yaml costs as much as a pod. */ -}}
+{{- if not (hasKey $root "airflowPlatformEnvironmentChecksum") -}}
+{{- $_ := set $root "airflowPlatformEnvironmentChecksum" (include (print $root.Template.BasePath "/config/environment.yaml") $root | sha256sum) -}}
+{{- end -}}
+{{- $annotations := dict "airflow-platform.io/environment-checksum" (index $root "airflowPlatformEnvironmentChecksum") -}}
 {{- $_ := set $annotations "airflow-platform.io/environment" $v.environmentName -}}
 {{- $annotations = merge $annotations ($spec.annotations | default dict) -}}
 {{- if and $v.logging.cloudwatch.enabled (get $v.logging $logType).enabled -}}
