@@ -29,7 +29,7 @@ from containers_kube import Host, PodPlan, plan_pods, podman_secret, referenced_
 
 from airflow_platform.image import podman
 from airflow_platform.image.build import cache_dir
-from airflow_platform.local import services
+from airflow_platform.local import queues, services
 from airflow_platform.local.api import AirflowApi
 from airflow_platform.local.platform import CHART, LOCAL_VALUES
 from airflow_platform.local.rendering import NAMESPACE, Rendering, find_helm
@@ -89,6 +89,7 @@ class Stack:
     secrets: list[str] = field(default_factory=list)
     configmap_files: list[Path] = field(default_factory=list)
     bucket: str = ""
+    queue_values: Path | None = None  # workers.queues with their moto URLs (queues.values_file)
     admin_password: str = ""  # the API server's SimpleAuthManager admin (values-containers.yaml)
     timings: dict[str, float] = field(default_factory=dict)
     _lock: Any = None
@@ -136,7 +137,10 @@ class Stack:
             vault_url, generated["vault-token"], mount=vault["mountPoint"],
             connections_path=vault["connectionsPath"], variables_path=vault["variablesPath"],
         )  # fmt: skip
-        aws = services.seed_aws(moto_endpoint)
+        # Each workers.queues entry gets its SQS queue in moto, its URL passed in a values file,
+        # as `local up` does (a worker of a queue that does not exist exits at once).
+        aws = services.seed_aws(moto_endpoint, queues.names(values))
+        self.queue_values = queues.values_file(state, values, aws.worker_queue_urls)
         self.bucket = aws.bucket
         self.admin_password = secrets.token_urlsafe(16)
         return {
@@ -160,6 +164,8 @@ class Stack:
         }
         argv = [find_helm(REPO), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
         argv += ["-f", str(LOCAL_VALUES), "-f", str(VALUES)]
+        if self.queue_values is not None:
+            argv += ["-f", str(self.queue_values)]
         for key, value in sorted(sets.items()):
             argv += ["--set-string", f"{key}={value}"]
         result = subprocess.run(argv, capture_output=True, text=True)
