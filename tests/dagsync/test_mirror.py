@@ -213,6 +213,27 @@ def test_old_versions_are_pruned_but_current_kept(
     assert tree(SyncLayout(tmp_path).dags) == {"g.py": b"g = 5\n"}
 
 
+def test_versions_retired_together_are_pruned_in_one_pass(
+    s3c: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions kept for their retention window all expire at once: the next publish removes
+    them in one pass, and still reports the file it added (the DAG processor is told)."""
+    sync = make_sync(tmp_path, bucket)
+    for generation in range(7):  # all within the retention window: every one kept
+        put(s3c, bucket, "dags/g.py", f"g = {generation}\n".encode())
+        assert sync.run_cycle("test").ok
+    kept = sorted(p.name for p in (tmp_path / "dags" / ".versions").iterdir())
+    assert len(kept) == 7
+    monkeypatch.setattr(versions, "RETAIN_SECONDS", 0.0)
+    put(s3c, bucket, "dags/new.py", b"new = 1\n")
+    result = sync.run_cycle("test")
+    assert result.ok, result.summary()
+    assert result.dags is not None and result.dags.diff.added == ["new.py"]
+    names = sorted(p.name for p in (tmp_path / "dags" / ".versions").iterdir())
+    assert len(names) == versions.KEEP_VERSIONS
+    assert tree(SyncLayout(tmp_path).dags) == {"g.py": b"g = 6\n", "new.py": b"new = 1\n"}
+
+
 def test_interrupted_build_is_cleaned_on_start(s3c: Any, bucket: str, tmp_path: Path) -> None:
     put(s3c, bucket, "dags/a.py", b"a\n")
     sync = make_sync(tmp_path, bucket)

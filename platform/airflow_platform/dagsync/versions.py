@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -24,6 +25,7 @@ from typing import Any
 VERSIONS = ".versions"
 BUILDING_PREFIX = ".building-"
 # Old versions stay for readers still walking a path they resolved before a swap.
+LOG = logging.getLogger("airflow_platform.dagsync")
 KEEP_VERSIONS = 3
 RETAIN_SECONDS = 60.0
 MAX_RETAINED = 10
@@ -140,22 +142,32 @@ class VersionStore:
 
     def prune(self) -> list[str]:
         """Remove old versions: keep the newest few, anything published recently (up to
-        a cap), and always the one `current` points to."""
+        a cap), and always the one `current` points to. Never raises: it runs after a
+        version is published, and a version it cannot remove now goes at a later pass."""
         current = self.current_name()
         names = sorted(
             (c.name for c in self.versions.iterdir() if _seq(c.name) >= 0), key=_seq, reverse=True
         )
+        # A version stops being current when its successor is published. Read every
+        # publish time before removing anything: one pass can remove neighbours.
+        published: dict[str, float] = {}
+        for name in names:
+            with contextlib.suppress(OSError):
+                published[name] = (self.versions / name).stat().st_mtime
         now = time.time()
         removed = []
         for index, name in enumerate(names):
             if name == current or index < KEEP_VERSIONS:
                 continue
-            # A version stops being current when its successor is published.
-            successor = self.versions / names[index - 1] if index else None
-            retired_at = successor.stat().st_mtime if successor else now
+            retired_at = published.get(names[index - 1], now) if index else now
             if index < MAX_RETAINED and now - retired_at < RETAIN_SECONDS:
                 continue
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 shutil.rmtree(self.versions / name)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                LOG.warning("could not remove old version %s (retried later): %s", name, exc)
+                continue
             removed.append(name)
         return removed
