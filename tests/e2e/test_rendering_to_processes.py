@@ -179,3 +179,19 @@ def test_without_keda_the_workers_scale_by_the_rendered_hpa(tmp_path: Path) -> N
     assert lp.scaling.source.startswith("HorizontalPodAutoscaler ")
     assert (lp.scaling.min_workers, lp.scaling.max_workers) == (1, 3)
     assert (lp.scaling.tasks_per_worker, lp.scaling.scale_in_idle_seconds) == (2, 30)
+
+
+def test_the_canary_bundle_is_read_from_the_repository(tmp_path: Path) -> None:
+    """The canary's bundle path in the image (/opt/airflow-platform/dags/platform) is the
+    repository's dags/platform on this machine."""
+    extra = tmp_path / "values.yaml"
+    extra.write_text("canary: {enabled: true}\n")
+    lp = LocalPlatform(tmp_path / "state", values_files=[extra])
+    rendering, ctx = _render_and_context(lp)
+    processor = next(
+        s for s in lp.plan(rendering, ctx)["components"] if s.name == "dag-processor-0"
+    )
+    bundles = json.loads(processor.env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
+    platform = next(b for b in bundles if b["name"] == "platform")
+    assert platform["kwargs"]["path"] == str(REPO / "dags" / "platform")
+    assert (REPO / "dags" / "platform" / "canary.py").is_file()

@@ -43,12 +43,14 @@ from airflow_platform.local.translation import (
     HOST_FLAGS,
     HOSTNAME_CALLABLE_ENV,
     IMAGE_HOME,
+    IMAGE_PLATFORM_DAGS,
     LISTEN_PORT_ENV,
     LOG_SERVER_COMMANDS,
     LOGS_MOUNT,
     LOOPBACK_ENV,
     OWNED_PORT_ENV,
     PORT_FLAGS,
+    REPO_DAGS,
     SHARED_MOUNTS,
     SKIP_SERVE_LOGS,
     EndpointMap,
@@ -215,6 +217,7 @@ class Mapper:
             paths.add(mount_path, local)
         # The image's home is not a mount in a pod (it is the image's own directory).
         paths.prefixes.setdefault(IMAGE_HOME, state.airflow_home)
+        paths.prefixes.setdefault(IMAGE_PLATFORM_DAGS, REPO_DAGS)
         paths.prefixes.setdefault(str(DEFAULT_SYNC_ROOT), state.sync_root)
         paths.prefixes.setdefault(LOGS_MOUNT, state.root / SHARED_MOUNTS[LOGS_MOUNT])
         state.airflow_home.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,10 @@ from airflow_platform.paths import DEFAULT_SYNC_ROOT
 from airflow_platform.procs import free_port
 
 IMAGE_HOME = "/opt/airflow"
+# The platform's own DAGs (the canary), where platform/Dockerfile puts them in the image, and
+# where they are in this repository.
+IMAGE_PLATFORM_DAGS = "/opt/airflow-platform/dags"
+REPO_DAGS = Path(__file__).resolve().parents[3] / "dags"
 LOGS_MOUNT = "/opt/airflow/logs"
 SHARED_MOUNTS = {
     # One disk, one dagsync: every component reads the same published DAGs folder.
