@@ -24,6 +24,10 @@ from pathlib import Path
 from airflow_platform.procs import ManagedProcess, free_port, tail, wait_until
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+# uvicorn's access log line, as Airflow 3.3.2 writes it.
+ACCESS = re.compile(
+    r"method=(\w+) path=/execution/task-instances/(\S+) query=\S* status_code=(\d+)"
+)
 BEARER = re.compile(rb"(?i)\r\nauthorization: bearer ([\w-]+)\.[\w-]+\.[\w-]+\r\n")
 
 DAG = """
@@ -166,6 +170,20 @@ class Cluster:
 
         wait_until(healthy, 300, "the execution API's /execution/health")
         return process, port
+
+    def execution_api_calls(self, ti_id: str) -> dict[str, list[tuple[str, int]]]:
+        """Per execution-api process, the (route, status) of every call about the task
+        instance, from its access log."""
+        calls: dict[str, list[tuple[str, int]]] = {}
+        for name, process in self.processes.items():
+            if name.startswith("execution-api"):
+                text = process.log_path.read_text(errors="replace")
+                calls[name] = [
+                    (f"{m.group(1)} {m.group(2)}", int(m.group(3)))
+                    for m in ACCESS.finditer(text)
+                    if m.group(2).split("/")[0] == ti_id
+                ]
+        return calls
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{tail(p.log_path, 25)}" for n, p in self.processes.items())

@@ -285,6 +285,15 @@ def test_a_signing_key_rotation_keeps_a_running_task_going(postgres, moto_server
         assert task_state()[0] == "success", cluster.logs()
         log = worker.log_path.read_text(errors="replace")
         assert "Failed to send heartbeat" not in log, log[-3000:]
+        # Every execution-api generation (old key; both keys; new key signing; new key alone)
+        # took the task's heartbeats, and none of its calls was refused.
+        with engine.connect() as db:
+            ti_id = str(db.execute(sa.text("SELECT id FROM task_instance")).scalar_one())
+        calls = cluster.execution_api_calls(ti_id)
+        assert len(calls) == 4
+        for name, made in calls.items():
+            assert any(route.endswith("/heartbeat") for route, _ in made), (name, made)
+            assert all(200 <= status < 300 for _, status in made), (name, made)
     finally:
         engine.dispose()
         cluster.stop()
