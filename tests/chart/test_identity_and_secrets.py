@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import ci_files, pod_spec
+from .conftest import CHART, ci_files, pod_spec
 
 pytestmark = pytest.mark.chart
 
@@ -54,8 +54,8 @@ SENTINELS = {
 }
 
 
-def _sentinel_values() -> dict:
-    return {
+def _sentinel_values(values_file: str) -> dict:
+    values = {
         "database": {"existingSecret": SENTINELS["database"], "secretKey": "sentinel-conn"},
         "kedaDatabase": {"existingSecret": SENTINELS["kedaDatabase"], "secretKey": "sentinel-conn"},
         "secrets": {
@@ -63,6 +63,24 @@ def _sentinel_values() -> dict:
             for name in ("fernetKey", "apiSecretKey", "jwtSecret")
         },
     }
+    if "jwtSigning" in (CHART / "ci" / values_file).read_text():
+        # The private key is a file from a Secret volume, in place of the JWT secret.
+        values["secrets"]["jwtSecret"] = {"secretName": ""}
+        values["secrets"]["jwtSigning"] = {
+            "privateKey": {"secretName": SENTINELS["keys"], "key": "sentinel-private-key"}
+        }
+    return values
+
+
+def _is_reference(path: tuple) -> bool:
+    """A Secret named by an env reference or by a secret volume (its name or an item's key)."""
+    parent = path[-2]
+    return (
+        parent in ("secretKeyRef", "secretTargetRef")
+        or (isinstance(parent, int) and path[-3] == "secretTargetRef")
+        or (parent == "secret" and path[-1] == "secretName")
+        or (isinstance(parent, int) and path[-3] == "items" and path[-4] == "secret")
+    )
 
 
 def _walk(node, path=()):
@@ -78,17 +96,14 @@ def _walk(node, path=()):
 
 @pytest.mark.parametrize("values_file", ci_files())
 def test_secret_references_only_ever_appear_as_references(render, values_file) -> None:
-    rendering = render(_sentinel_values(), files=(values_file,))
+    rendering = render(_sentinel_values(values_file), files=(values_file,))
     assert rendering.all("Secret") == [], "the chart never renders a Secret"
     seen = 0
     for obj in rendering.objects:
         for path, value in _walk(obj):
             if isinstance(value, str) and "sentinel" in value:
                 seen += 1
-                parent = path[-2]
-                assert parent in ("secretKeyRef", "secretTargetRef") or (
-                    isinstance(parent, int) and path[-3] == "secretTargetRef"
-                ), (obj["kind"], path)
+                assert _is_reference(path), (obj["kind"], path)
     assert seen > 0
 
 

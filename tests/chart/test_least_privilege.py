@@ -6,14 +6,17 @@ from __future__ import annotations
 import pytest
 
 from .conftest import CHART, HelmError, ci_files, container, env_of, pod_spec
+from .conftest import containers as workload_containers
 
 pytestmark = pytest.mark.chart
 
-# Matrix column -> the env entry that carries it.
+# Matrix column -> the env entry (or, for files, the volume mount) that carries it.
 COLUMNS = {
     "DB URL": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "Fernet key": "AIRFLOW__CORE__FERNET_KEY",
     "JWT secret": "AIRFLOW__API_AUTH__JWT_SECRET",
+    "JWT private key": "mount:jwt-private-key",
+    "JWT public keys": "mount:jwt-public-keys",
     "API secret key": "AIRFLOW__API__SECRET_KEY",
     "Result backend": "AIRFLOW_PLATFORM_RESULT_BACKEND_URL",
     "OIDC client secret": "AIRFLOW_PLATFORM_OIDC_CLIENT_SECRET",
@@ -39,7 +42,11 @@ SIGNING_KEYS = (
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH",
 )
+# The JWT columns of one signing mode (secrets.jwtSigning): the other mode's stay empty.
+SYMMETRIC_ONLY = {"JWT secret"}
+ASYMMETRIC_ONLY = {"JWT private key", "JWT public keys"}
 
 
 def readme_matrix() -> dict[str, dict[str, bool]]:
@@ -69,6 +76,20 @@ def secret_envs(c: dict) -> set[str]:
     }
 
 
+def containers(rendering) -> list[dict]:
+    """Every container of every workload of a rendering."""
+    return [c for w in rendering.workloads() for c in workload_containers(w)]
+
+
+def key_files(c: dict) -> set[str]:
+    """The signing key files a container mounts (secrets.jwtSigning)."""
+    return {
+        f"mount:{m['name']}"
+        for m in c.get("volumeMounts", [])
+        if m["name"] in ("jwt-private-key", "jwt-public-keys")
+    }
+
+
 @pytest.mark.parametrize("values_file", ci_files())
 def test_readme_matrix_is_what_every_container_receives(render, values_file) -> None:
     rendering = render(files=(values_file,))
@@ -81,9 +102,23 @@ def test_readme_matrix_is_what_every_container_receives(render, values_file) -> 
         names = [c["name"] for c in pod_spec(workload[0])["containers"]]
         if name not in names:
             continue  # e.g. the worker agent switched off
-        got = secret_envs(container(workload[0], name))
-        wanted = {COLUMNS[col] for col, has in matrix[row].items() if has and col in COLUMNS}
+        got = secret_envs(container(workload[0], name)) | key_files(container(workload[0], name))
+        signing = any("mount:jwt-private-key" in key_files(c) for c in containers(rendering))
+        other_mode = SYMMETRIC_ONLY if signing else ASYMMETRIC_ONLY
+        wanted = {
+            COLUMNS[col]
+            for col, has in matrix[row].items()
+            if has and col in COLUMNS and col not in other_mode
+        }
         assert got == wanted, (values_file, row)
+
+
+def test_the_matrix_covers_the_signing_mode(render) -> None:
+    """The matrix check runs on a rendering with secrets.jwtSigning (its own ci file)."""
+    rendering = render(files=("jwt-signing-values.yaml",))
+    assert any("mount:jwt-private-key" in key_files(c) for c in containers(rendering))
+    for c in containers(rendering):
+        assert "AIRFLOW__API_AUTH__JWT_SECRET" not in secret_envs(c)
 
 
 def test_readme_matrix_check_can_fail(default) -> None:

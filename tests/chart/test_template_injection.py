@@ -86,6 +86,16 @@ FEATURES_AWS = deep_merge(
             "serviceMonitor": {"enabled": True},
         },
         "snapshot": {"enabled": True, "dbClusterIdentifier": "airflow-aurora"},
+        # Asymmetric token signing (its values are rendered only then), the JWKS in a Secret.
+        "secrets": {
+            "jwtSecret": {"secretName": ""},
+            "jwtSigning": {
+                "enabled": True,
+                "privateKey": {"secretName": "airflow-jwt-signing"},
+                "publicKeys": {"kind": "Secret", "name": "airflow-jwks"},
+                "kid": "airflow-1",
+            },
+        },
     },
 )
 

@@ -96,16 +96,19 @@ in the chart README). Task code runs in worker containers, which get none of the
 or decrypt anything (JWT secret, API secret key, Fernet key) and no metadata database URL: they
 reach Airflow through the execution API with the short-lived token the scheduler signed.
 log-server is the worker pod's log-server container (the API secret key validates log requests).
+With secrets.jwtSigning, jwtSecret gives way to jwtPrivateKey (a file in those that sign: the
+scheduler its tasks' tokens, both API servers theirs) and jwtPublicKeys (a file in those that
+verify: both API servers), see _jwt.tpl.
 Input: (dict "root" $ "component" "x" ["secretsOf" "y"]): secretsOf gives a container the set of
 another component (wait-for-migrations: that of migrations).
 */}}
 {{- define "airflow-platform.componentSecrets" -}}
 {{- toJson (get (dict
-  "scheduler" (list "database" "fernetKey" "jwtSecret" "resultBackend")
+  "scheduler" (list "database" "fernetKey" "jwtSecret" "jwtPrivateKey" "resultBackend")
   "dag-processor" (list "database" "fernetKey")
   "triggerer" (list "database" "fernetKey" "apiSecretKey")
-  "api-server" (list "database" "fernetKey" "jwtSecret" "apiSecretKey")
-  "execution-api" (list "database" "fernetKey" "jwtSecret")
+  "api-server" (list "database" "fernetKey" "jwtSecret" "jwtPrivateKey" "jwtPublicKeys" "apiSecretKey")
+  "execution-api" (list "database" "fernetKey" "jwtSecret" "jwtPrivateKey" "jwtPublicKeys")
   "worker" (list "resultBackend")
   "log-server" (list "apiSecretKey")
   "migrations" (list "database")
@@ -146,7 +149,9 @@ when explicitly allowed (workers then hold the metadata database URL). */}}
 {{- if has "apiSecretKey" $has }}
 {{ include "airflow-platform.secretEnv" (list "AIRFLOW__API__SECRET_KEY" $v.secrets.apiSecretKey.secretName $v.secrets.apiSecretKey.key) }}
 {{- end }}
-{{- if has "jwtSecret" $has }}
+{{- if $v.secrets.jwtSigning.enabled }}
+{{- include "airflow-platform.jwtSigningEnv" (dict "root" .root "has" $has) }}
+{{- else if has "jwtSecret" $has }}
 {{ include "airflow-platform.secretEnv" (list "AIRFLOW__API_AUTH__JWT_SECRET" $v.secrets.jwtSecret.secretName $v.secrets.jwtSecret.key) }}
 {{- end }}
 {{- end -}}

@@ -269,6 +269,9 @@ spec:
         {{- include "airflow-platform.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
         {{- include "airflow-platform.airflowMounts" . | nindent 8 }}
+        {{- with include "airflow-platform.jwtSigningMounts" . }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with $spec.extraMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -281,6 +284,9 @@ spec:
     {{- include "airflow-platform.extraContainers" (dict "root" $root "containers" $extra.extraContainers) | nindent 4 }}
   volumes:
     {{- include "airflow-platform.volumes" $root | nindent 4 }}
+    {{- with include "airflow-platform.jwtSigningVolumes" . }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- with $spec.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

@@ -10,8 +10,17 @@ the environment class, fields required together). Each failure names the field a
   "dags.s3.bucket" (list $v.dags.s3.bucket "the S3 bucket holding dags/, plugins.zip, requirements.txt")
   "secrets.fernetKey.secretName" (list $v.secrets.fernetKey.secretName "an existing Secret holding the Fernet key")
   "secrets.apiSecretKey.secretName" (list $v.secrets.apiSecretKey.secretName "an existing Secret holding the API secret key")
-  "secrets.jwtSecret.secretName" (list $v.secrets.jwtSecret.secretName "an existing Secret holding the JWT secret")
 -}}
+{{- $signing := $v.secrets.jwtSigning -}}
+{{- if $signing.enabled }}
+{{- $_ := set $required "secrets.jwtSigning.privateKey.secretName" (list $signing.privateKey.secretName "an existing Secret holding the current private key (PEM) under secrets.jwtSigning.privateKey.key (docs/runbook.md makes one)") }}
+{{- $_ := set $required "secrets.jwtSigning.publicKeys.name" (list $signing.publicKeys.name (printf "an existing %s holding the JWKS of trusted public keys under secrets.jwtSigning.publicKeys.key" $signing.publicKeys.kind)) }}
+{{- if $v.secrets.jwtSecret.secretName }}
+{{- fail (printf "\nsecrets.jwtSecret.secretName=%q and secrets.jwtSigning.enabled=true: Airflow signs tokens one way; set secrets.jwtSecret.secretName to \"\" (the private key replaces it), or secrets.jwtSigning.enabled=false." $v.secrets.jwtSecret.secretName) }}
+{{- end }}
+{{- else }}
+{{- $_ := set $required "secrets.jwtSecret.secretName" (list $v.secrets.jwtSecret.secretName "an existing Secret holding the JWT secret (or turn on secrets.jwtSigning)") }}
+{{- end }}
 {{- range $field, $rule := $required }}
 {{- if not (index $rule 0) }}
 {{- fail (printf "\n%s is required: set it to %s." $field (index $rule 1)) }}

@@ -164,8 +164,9 @@ REFUSED_KEYS: dict[str, Refusal] = {
 # Whole families of keys, by how the key begins.
 REFUSED_PREFIXES: dict[str, Refusal] = {
     "api_auth.": Refusal(
-        "API tokens are signed with the platform's JWT secret and settings",
-        "set secrets.jwtSecret (environment spec: Eks.Secrets.JwtSecret)",
+        "API tokens are signed with the platform's JWT secret or signing key, and its settings",
+        "set secrets.jwtSecret (environment spec: Eks.Secrets.JwtSecret), or secrets.jwtSigning "
+        "for a signing key",
     ),
     "core.simple_auth_manager_": Refusal(
         "SimpleAuthManager is a trial convenience configured by the chart",

@@ -1,8 +1,8 @@
 """`airflow-platform ops ...`: day-2 operations on a cluster (kubeconfig/context,
 namespace, release) or, with --local, on the local platform's state directory.
 
-Snapshot commands live in cli_snapshots, database commands in cli_db; the option groups
-every command shares in options."""
+Snapshot commands live in cli_snapshots, database commands in cli_db, token signing keys
+in cli_jwt; the option groups every command shares in options."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from airflow_platform.ops import cli_db, cli_snapshots
+from airflow_platform.ops import cli_db, cli_jwt, cli_snapshots
 from airflow_platform.ops.cli_db import print_retention
 from airflow_platform.ops.cli_snapshots import _environment_of
 from airflow_platform.ops.errors import OpsError
@@ -181,7 +181,7 @@ def resume(where: Where) -> None:
     _scale(where, asleep=False)
 
 
-for _part in (cli_snapshots.app, cli_db.app):
+for _part in (cli_snapshots.app, cli_db.app, cli_jwt.app):
     ops_app.registered_commands += _part.registered_commands
     ops_app.registered_groups += _part.registered_groups
 
