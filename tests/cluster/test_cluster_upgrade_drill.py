@@ -179,7 +179,7 @@ def test_ops_status_time(drill: Drill) -> None:
         began = time.monotonic()
         code, found = drill.ops_status()
         runs.append(time.monotonic() - began)
-        assert (code, found["status"]) == (0, "AVAILABLE")
+        assert (code, found["status"]) == (0, "AVAILABLE"), found
     FIGURES["ops status --no-db-view, cluster tier (s)"] = {
         "median": round(statistics.median(runs), 2),
         "runs": [round(r, 2) for r in runs],

@@ -36,6 +36,14 @@ def status(release: str, revision: int = 2, **kw) -> str:
         ("deployed", 3, {"hibernated": True, "components": []}, "HIBERNATED"),
         ("deployed", 3, {"migrations_running": True}, "UPDATING"),
         ("deployed", 3, {"components": [Component("scheduler", 1, 2)]}, "UNHEALTHY"),
+        # An autoscaler scaling a component out is not a fault; none of it ready is.
+        (
+            "deployed",
+            3,
+            {"components": [Component("api-server", 1, 3, autoscaled=True)]},
+            "AVAILABLE",
+        ),
+        ("deployed", 3, {"components": [Component("worker", 0, 2, autoscaled=True)]}, "UNHEALTHY"),
         ("deployed", 3, {"heartbeat": Heartbeat("unhealthy")}, "UNHEALTHY"),
         ("deployed", 3, {"heartbeat": Heartbeat("unknown")}, "AVAILABLE"),
         ("something-new", 3, {}, "UNKNOWN"),

@@ -111,11 +111,31 @@ def worker_scaler(kube: Kube, deployments: list[Any]) -> Workers | None:
     return Workers(current, None, None, "none")
 
 
+def autoscaled_deployments(kube: Kube) -> set[str]:
+    """Deployments whose replica count an HPA or a KEDA ScaledObject of the release owns."""
+    from kubernetes import client
+
+    names = {
+        ((so.get("spec") or {}).get("scaleTargetRef") or {}).get("name")
+        for so in kube.scaled_objects()
+    }
+    hpas = kube.call(
+        client.AutoscalingV1Api(kube.api).list_namespaced_horizontal_pod_autoscaler,
+        kube.target.namespace,
+        label_selector=kube.target.selector,
+    ).items
+    names |= {
+        h.spec.scale_target_ref.name for h in hpas if h.spec.scale_target_ref.kind == "Deployment"
+    }
+    return {n for n in names if n}
+
+
 def cluster_status(kube: Kube, db_view: bool = True) -> EnvironmentStatus:
     release = latest_release(kube)
     deployments = kube.deployments()
     components = []
     hibernated = bool(release.values.get("hibernate"))
+    autoscaled = autoscaled_deployments(kube)
     for d in sorted(deployments, key=lambda d: d.metadata.name):
         annotations = d.metadata.annotations or {}
         hibernated = hibernated or HIBERNATED_ANNOTATION in annotations
@@ -125,6 +145,7 @@ def cluster_status(kube: Kube, db_view: bool = True) -> EnvironmentStatus:
                 d.status.ready_replicas or 0,
                 d.spec.replicas if d.spec.replicas is not None else 1,
                 detail=f"deployment/{d.metadata.name}",
+                autoscaled=d.metadata.name in autoscaled,
             )
         )
     jobs = jobs_by_component(kube)

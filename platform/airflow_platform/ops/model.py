@@ -19,9 +19,14 @@ class Component:
     ready: int
     desired: int
     detail: str = ""
+    # Replicas owned by an autoscaler (HPA, KEDA): a scale-out in progress is not a fault,
+    # so one ready replica keeps the component serving (MWAA stays AVAILABLE while scaling).
+    autoscaled: bool = False
 
     @property
     def ok(self) -> bool:
+        if self.autoscaled and self.desired > 0:
+            return self.ready >= 1
         return self.ready >= self.desired
 
 
@@ -76,7 +81,7 @@ def derive_status(
     A release being changed wins (CREATING, UPDATING, CREATING_SNAPSHOT, ROLLING_BACK,
     DELETING); a failed one is CREATE_FAILED on its first revision, UPDATE_FAILED after.
     A deployed release is HIBERNATED when scaled down on purpose, UNHEALTHY when a component
-    lacks ready replicas or the schedulers' heartbeat is known to be stale, else AVAILABLE.
+    lacks ready replicas (an autoscaled one: has none) or the schedulers' heartbeat is known to be stale, else AVAILABLE.
     """
     if release_status == "pending-install":
         return "CREATING"
