@@ -81,7 +81,8 @@ def derive_status(
     A release being changed wins (CREATING, UPDATING, CREATING_SNAPSHOT, ROLLING_BACK,
     DELETING); a failed one is CREATE_FAILED on its first revision, UPDATE_FAILED after.
     A deployed release is HIBERNATED when scaled down on purpose, UNHEALTHY when a component
-    lacks ready replicas (an autoscaled one: has none) or the schedulers' heartbeat is known to be stale, else AVAILABLE.
+    lacks ready replicas (an autoscaled one: has none) or the schedulers' heartbeat is known
+    to be stale, else AVAILABLE.
     """
     if release_status == "pending-install":
         return "CREATING"
