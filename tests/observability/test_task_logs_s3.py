@@ -22,8 +22,10 @@ from airflow_platform.procs import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PREFIX = "task-logs"
-# Prints a marker, then runs long enough for the test to read its log while it runs.
+# Prints a marker, then runs until the test has read its log while it runs (the test opens
+# a gate file: the worker is a process on this machine).
 DAG_SOURCE = """
+import os
 import time
 
 import pendulum
@@ -35,7 +37,9 @@ def logs_to_s3():
     @task
     def talk() -> None:
         print("{marker} started", flush=True)
-        time.sleep(90)
+        deadline = time.monotonic() + 600
+        while not os.path.exists("{gate}") and time.monotonic() < deadline:
+            time.sleep(0.5)
         print("{marker} done", flush=True)
 
     talk()
@@ -77,7 +81,8 @@ def test_running_and_finished_task_logs_are_read_through_the_api(platform) -> No
     s3 = aws_clients(data["moto_endpoint"])[0]
     dag_id = f"s3logs_{uuid.uuid4().hex[:8]}"
     marker = f"marker-{uuid.uuid4().hex[:8]}"
-    source = DAG_SOURCE.format(dag_id=dag_id, marker=marker)
+    gate = platform.state.root / f"gate-{marker}"
+    source = DAG_SOURCE.format(dag_id=dag_id, marker=marker, gate=gate)
     s3.put_object(Bucket=data["bucket"], Key=f"{data['dags_prefix']}{dag_id}.py", Body=source)
     api = platform.api()
     wait_until(lambda: api.dag(dag_id), 180, f"DAG {dag_id} in the API", 0.5)
@@ -96,6 +101,7 @@ def test_running_and_finished_task_logs_are_read_through_the_api(platform) -> No
         return f"{marker} started" in text and ti()["state"] == "running"
 
     wait_until(live, 300, f"the live log of {dag_id}.talk while it runs", 1.0)
+    gate.touch()
 
     finished = wait_until(lambda: ti()["state"] in ("success", "failed") and ti(), 300, "talk")
     assert finished["state"] == "success", json.dumps(finished)[:2000]  # type: ignore[index]
