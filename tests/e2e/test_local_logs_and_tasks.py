@@ -178,4 +178,17 @@ def test_virtualenv_task_installs_from_pypi_through_the_hosts_ca(
     run = runs.finish(dag_id, run_id)
     [ti] = api.task_instances(dag_id, run_id)
     assert run["state"] == "success", _log(api, dag_id, run_id, ti)
-    assert any("six 1.16.0 installed from PyPI" in e for e in _log(api, dag_id, run_id, ti))
+    xcom = api.get(
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/install_and_import/"
+        "xcomEntries/return_value"
+    )
+    assert xcom["value"] in ("1.16.0", '"1.16.0"'), xcom
+    # The task's own output reaches its log (the last lines can land just after the state).
+    try:
+        wait_until(
+            lambda: any("six 1.16.0 installed" in e for e in _log(api, dag_id, run_id, ti)),
+            60,
+            "the virtualenv task's output in its log",
+        )
+    except TimeoutError:
+        pytest.fail(f"no 'six 1.16.0 installed' line in {_log(api, dag_id, run_id, ti)}")
