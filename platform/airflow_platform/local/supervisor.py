@@ -48,6 +48,21 @@ def _process(pid: int, create_time: float | None = None):  # -> psutil.Process |
         return None
 
 
+def _own_group(proc, pgid: int) -> list:  # -> list[psutil.Process]
+    """The descendants in the process's own group: what it spawned for itself. A process it
+    started in a group of its own (the watchdog restarts and scales components, each with
+    its record) is stopped through that record, not waited for or killed with its parent."""
+    import psutil
+
+    own = []
+    with contextlib.suppress(psutil.Error):
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(child.pid) == pgid:
+                    own.append(child)
+    return own
+
+
 def _wait_gone(procs: list, timeout: float) -> list:
     """Wait until each process is gone or a zombie (a dead process we are not the parent
     of stays a zombie until init reaps it); returns those still running."""
@@ -171,7 +186,8 @@ class Supervisor:
 
     def stop_many(self, names: list[str], timeout: float = 20.0) -> None:
         """Stop processes together (each with its own stop signal, to its whole group), wait
-        for all at once, kill what is left at `timeout`; forget their records."""
+        for all at once, kill what is left of those groups at `timeout`; forget their
+        records."""
         import psutil
 
         with self.state.locked():  # the watchdog must not restart them meanwhile
@@ -181,8 +197,7 @@ class Supervisor:
                 proc = _process(rec.pid, rec.create_time)
                 if proc is None:
                     continue
-                with contextlib.suppress(psutil.Error):
-                    families += [proc, *proc.children(recursive=True)]
+                families += [proc, *_own_group(proc, rec.pid)]
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(rec.pid, rec.stop_signal)
                 with contextlib.suppress(psutil.Error):
