@@ -77,6 +77,29 @@ CLAIMS = [
         "50 DAG files, median {cold} s cold and {warm} s with the requirements cache warm",
         {"cold": F("migrate", "migrate.50.cold"), "warm": F("migrate", "migrate.50.warm")},
     ),
+    Claim(
+        README,
+        "Like for like, the platform is {ratio}x faster than stock (wall median {p} s against "
+        "{s} s), and {fratio}x faster from trigger to first task ({fp} s against {fs} s)",
+        {
+            "ratio": F("local", "fanout.wall.ratio"),
+            "p": F("local", "fanout.wall.platform"),
+            "s": F("local", "fanout.wall.stock"),
+            "fratio": F("local", "fanout.first_task.ratio"),
+            "fp": F("local", "fanout.first_task.platform"),
+            "fs": F("local", "fanout.first_task.stock"),
+        },
+    ),
+    Claim(
+        README,
+        "(median {cpu} s of CPU per run;",
+        {"cpu": F("local", "fanout.cpu_worker.platform")},
+    ),
+    Claim(
+        README,
+        "S3 put to DAG visible in the API: median {up} s over 20 uploads",
+        {"up": F("local", "local.upload_visible")},
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ until every component is healthy. Prints medians and spreads; with --out, writes
 JSON too.
 
 Run: .venv/bin/python bench/local/up_down.py [--runs 3] [--workers 3] [--out FILE]
+Writes bench/results/local-up-down.txt.
 """
 
 from __future__ import annotations
@@ -15,22 +16,17 @@ import argparse
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from airflow_platform.local.platform import LocalPlatform
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent)]
 
+from _runner import Report  # noqa: E402
 
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def spread(values: list[float]) -> str:
-    return (
-        f"median {statistics.median(values):.1f} s "
-        f"(min {min(values):.1f}, max {max(values):.1f}, n={len(values)})"
-    )
+from airflow_platform.local.platform import LocalPlatform  # noqa: E402
 
 
 def main() -> None:
@@ -39,6 +35,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    report = Report("local-up-down")
+    say = report.say
     root = Path(tempfile.mkdtemp(prefix="airflow-platform-bench-updown-"))
     root.chmod(0o755)
     values = root / "workers.yaml"
@@ -62,8 +60,9 @@ def main() -> None:
     finally:
         lp.down()
         shutil.rmtree(root, ignore_errors=True)
-    say(f"local down, {args.workers} idle workers: {spread(downs)}")
-    say(f"local up warm:                {spread(ups)}")
+    report.figure("local.down_idle", f"local down, {args.workers} idle workers", downs, digits=1)
+    report.figure("local.up_warm", "local up, warm (state kept)", ups, digits=1)
+    report.write()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
