@@ -100,6 +100,16 @@ CLAIMS = [
         "S3 put to DAG visible in the API: median {up} s over 20 uploads",
         {"up": F("local", "local.upload_visible")},
     ),
+    Claim(
+        README,
+        "`local down` with the workers idle, median {down} s; `local up` warm (state kept,",
+        {"down": F("local-up-down", "local.down_idle")},
+    ),
+    Claim(
+        README,
+        "starting on the two cores), median {up} s.",
+        {"up": F("local-up-down", "local.up_warm")},
+    ),
 ]
 
 
