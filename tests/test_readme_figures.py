@@ -102,13 +102,12 @@ CLAIMS = [
     ),
     Claim(
         README,
-        "`local down` with the workers idle, median {down} s; `local up` warm (state kept,",
-        {"down": F("local-up-down", "local.down_idle")},
-    ),
-    Claim(
-        README,
-        "starting on the two cores), median {up} s.",
-        {"up": F("local-up-down", "local.up_warm")},
+        "`local down` with the workers idle, median {down} s; `local up` warm (state kept, "
+        "about ten Airflow processes starting on the two cores), median {up} s.",
+        {
+            "down": F("local-up-down", "local.down_idle"),
+            "up": F("local-up-down", "local.up_warm"),
+        },
     ),
 ]
 
