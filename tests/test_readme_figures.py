@@ -102,6 +102,15 @@ CLAIMS = [
     ),
     Claim(
         README,
+        "on / off {ratio}x, wall median {on} s against {off} s;",
+        {
+            "ratio": F("statsd", "statsd.wall.on_over_off"),
+            "on": F("statsd", "statsd.wall.on"),
+            "off": F("statsd", "statsd.wall.off"),
+        },
+    ),
+    Claim(
+        README,
         "`local down` with the workers idle, median {down} s; `local up` warm (state kept, "
         "about ten Airflow processes starting on the two cores), median {up} s.",
         {
