@@ -1,6 +1,6 @@
-"""Stopping a supervised process stops what it spawned in its own process group, and leaves
-alone what it started as a process of its own (the watchdog starts workers that way: they
-are stopped through their own records, after a running task had its chance to finish)."""
+"""Stopping a supervised process stops what it spawned, and leaves alone the processes it
+started with records of their own (the watchdog starts workers that way: they are stopped
+through their own records, after a running task had its chance to finish)."""
 
 from __future__ import annotations
 
@@ -16,31 +16,48 @@ from airflow_platform.local.state import StateDir
 from airflow_platform.local.supervisor import Supervisor
 from airflow_platform.procs import wait_until
 
+# Like the watchdog: starts a recorded process through the supervisor, and two of its own,
+# one in its process group and one in a group of its own (as Airflow starts a task process).
 PARENT = textwrap.dedent(
     """
-    import subprocess, sys, time
+    import os, subprocess, sys, time
     from pathlib import Path
-    out = Path(sys.argv[1])
+    from airflow_platform.local.state import StateDir
+    from airflow_platform.local.supervisor import Supervisor
+    state, out = Path(sys.argv[1]), Path(sys.argv[2])
     sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    recorded = Supervisor(StateDir.at(state)).start("recorded", sleeper, env=dict(os.environ))
     same = subprocess.Popen(sleeper)
-    own = subprocess.Popen(sleeper, start_new_session=True)
-    out.write_text(f"{same.pid} {own.pid}")
+    apart = subprocess.Popen(sleeper, start_new_session=True)
+    out.write_text(f"{recorded.pid} {same.pid} {apart.pid}")
     time.sleep(600)
     """
 )
 
 
-def test_stop_spares_a_child_in_a_group_of_its_own(tmp_path: Path) -> None:
-    sup = Supervisor(StateDir.at(tmp_path / "state"))
-    pids = tmp_path / "pids"
-    sup.start("parent", [sys.executable, "-c", PARENT, str(pids)], env=dict(os.environ))
-    wait_until(lambda: pids.exists() and pids.read_text(), 30, "the parent's children")
-    same, own = (psutil.Process(int(pid)) for pid in pids.read_text().split())
+def _running(proc: psutil.Process) -> bool:
     try:
-        sup.stop_many(["parent"], timeout=20)
-        assert not same.is_running() or same.status() == psutil.STATUS_ZOMBIE
-        assert own.is_running() and own.status() != psutil.STATUS_ZOMBIE
-        assert sup.record("parent") is None
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def test_stop_spares_only_the_processes_with_their_own_record(tmp_path: Path) -> None:
+    state = StateDir.at(tmp_path / "state")
+    sup = Supervisor(state)
+    pids = tmp_path / "pids"
+    argv = [sys.executable, "-c", PARENT, str(state.root), str(pids)]
+    sup.start("parent", argv, env=dict(os.environ))
+    wait_until(lambda: pids.exists() and pids.read_text(), 60, "the parent's children")
+    recorded, same, apart = (psutil.Process(int(pid)) for pid in pids.read_text().split())
+    try:
+        sup.stop_many(["parent"], timeout=2)
+        assert not _running(same)
+        assert not _running(apart)  # not signalled with the group: killed at the timeout
+        assert _running(recorded)
+        assert sup.record("parent") is None and sup.record("recorded") is not None
     finally:
-        if own.is_running():
-            os.kill(own.pid, signal.SIGKILL)
+        sup.stop_many(["recorded"], timeout=5)
+        for proc in (recorded, same, apart):
+            if _running(proc):
+                os.kill(proc.pid, signal.SIGKILL)

@@ -48,18 +48,19 @@ def _process(pid: int, create_time: float | None = None):  # -> psutil.Process |
         return None
 
 
-def _own_group(proc, pgid: int) -> list:  # -> list[psutil.Process]
-    """The descendants in the process's own group: what it spawned for itself. A process it
-    started in a group of its own (the watchdog restarts and scales components, each with
-    its record) is stopped through that record, not waited for or killed with its parent."""
+def _own_descendants(proc, recorded: set[int]) -> list:  # -> list[psutil.Process]
+    """What the process spawned for itself: its descendants, less the processes that have
+    their own record (the watchdog restarts and scales components) and what those spawned;
+    those are stopped through their own records, a worker after its running task."""
     import psutil
 
-    own = []
-    with contextlib.suppress(psutil.Error):
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getpgid(child.pid) == pgid:
-                    own.append(child)
+    own: list = []
+    todo = [proc]
+    while todo:
+        with contextlib.suppress(psutil.Error):
+            children = [c for c in todo.pop().children() if c.pid not in recorded]
+            own += children
+            todo += children
     return own
 
 
@@ -186,18 +187,20 @@ class Supervisor:
 
     def stop_many(self, names: list[str], timeout: float = 20.0) -> None:
         """Stop processes together (each with its own stop signal, to its whole group), wait
-        for all at once, kill what is left of those groups at `timeout`; forget their
-        records."""
+        for them and what they spawned (not for other recorded processes they started), kill
+        what is left at `timeout`; forget their records."""
         import psutil
 
         with self.state.locked():  # the watchdog must not restart them meanwhile
             families: list = []
-            records = [r for r in (self.record(n) for n in names) if r is not None]
+            every = self.records()
+            records = [every[n] for n in names if n in every]
+            recorded = {r.pid for r in every.values()}
             for rec in records:
                 proc = _process(rec.pid, rec.create_time)
                 if proc is None:
                     continue
-                families += [proc, *_own_group(proc, rec.pid)]
+                families += [proc, *_own_descendants(proc, recorded)]
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(rec.pid, rec.stop_signal)
                 with contextlib.suppress(psutil.Error):
