@@ -3,19 +3,16 @@
 One platform with `--workers N` workers (minWorkers = maxWorkers = N, so the autoscaler
 keeps them all, idle) is brought up cold once (not measured); then, `--runs` times: `down`
 with every worker idle, then `up` warm (state kept: database migrated, rendering unchanged)
-until every component is healthy. Prints medians and spreads; with --out, writes them as
-JSON too.
+until every component is healthy. Prints medians and spreads.
 
-Run: .venv/bin/python bench/local/up_down.py [--runs 3] [--workers 3] [--out FILE]
+Run: .venv/bin/python bench/local/up_down.py [--runs 3] [--workers 3]
 Writes bench/results/local-up-down.txt.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +30,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     report = Report("local-up-down")
     say = report.say
@@ -63,21 +59,6 @@ def main() -> None:
     report.figure("local.down_idle", f"local down, {args.workers} idle workers", downs, digits=1)
     report.figure("local.up_warm", "local up, warm (state kept)", ups, digits=1)
     report.write()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {
-                    "workers": args.workers,
-                    "down_seconds": downs,
-                    "up_warm_seconds": ups,
-                    "down_median": statistics.median(downs),
-                    "up_warm_median": statistics.median(ups),
-                },
-                indent=2,
-            )
-            + "\n"
-        )
 
 
 if __name__ == "__main__":
