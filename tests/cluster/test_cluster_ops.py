@@ -30,6 +30,8 @@ from cluster_tools import (
 )
 from kubernetes import client
 
+from airflow_platform.ops import hibernation
+from airflow_platform.ops.kube import Kube, Target
 from airflow_platform.procs import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -237,6 +239,39 @@ def test_the_hibernate_value_hibernates_through_helm(env: Env) -> None:
                 for d in env.deployments()}  # fmt: skip
     assert replicas["scheduler"] == 2 and all(replicas.values()), replicas
     assert env.status()["status"] == "AVAILABLE"
+
+
+def test_resume_reads_again_when_the_fields_moved_under_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a scale the controllers write the status, which can move the managedFields
+    # entries between resume's read and its guarded JSON patch: the API server refuses the
+    # patch (422) and resume must read again rather than fail.
+    name = env.deployments()[0].metadata.name
+    env.cluster.apps.patch_namespaced_deployment(
+        name, NS, {"metadata": {"annotations": {"ops-test": "1"}}},
+        field_manager=hibernation.FIELD_MANAGER,
+    )  # fmt: skip
+    real_read = client.AppsV1Api.read_namespaced_deployment
+    reads: list[int] = []
+
+    def stale_once(self: client.AppsV1Api, *args: object, **kwargs: object) -> object:
+        found = real_read(self, *args, **kwargs)
+        reads.append(1)
+        if len(reads) == 1:  # another manager's entry appeared in front of ours
+            found.metadata.managed_fields.insert(
+                0, client.V1ManagedFieldsEntry(manager="kube-controller-manager")
+            )
+        return found
+
+    monkeypatch.setattr(client.AppsV1Api, "read_namespaced_deployment", stale_once)
+    kube = Kube(Target(env.cluster.kubeconfig, None, NS, RELEASE), env.cluster.api)
+    hibernation._release_fields(kube, name)
+    monkeypatch.undo()
+    assert len(reads) == 2
+    managers = {e.manager for e in env.cluster.apps.read_namespaced_deployment(
+        name, NS).metadata.managed_fields}  # fmt: skip
+    assert hibernation.FIELD_MANAGER not in managers and managers
 
 
 def test_print_figures() -> None:

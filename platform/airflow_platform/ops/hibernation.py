@@ -49,21 +49,35 @@ def _hibernated(kube: Kube) -> dict[str, int]:
     }
 
 
-def _release_fields(kube: Kube, name: str) -> None:
-    """Remove our managedFields entry from a Deployment (JSON patch, guarded by `test`)."""
-    deployment = kube.call(kube.apps.read_namespaced_deployment, name, kube.target.namespace)
-    ours = [
-        i for i, entry in enumerate(deployment.metadata.managed_fields or [])
-        if entry.manager == FIELD_MANAGER
-    ]  # fmt: skip
-    if not ours:
-        return
-    patch = []
-    for i in reversed(ours):
-        path = f"/metadata/managedFields/{i}/manager"
-        patch += [{"op": "test", "path": path, "value": FIELD_MANAGER},
-                  {"op": "remove", "path": f"/metadata/managedFields/{i}"}]  # fmt: skip
-    kube.call(kube.apps.patch_namespaced_deployment, name, kube.target.namespace, patch)
+def _release_fields(kube: Kube, name: str, attempts: int = 5) -> None:
+    """Remove our managedFields entry from a Deployment (JSON patch, guarded by `test`).
+
+    The controllers update the Deployment's status right after a scale, which can move
+    the entries between our read and our patch: the `test` then fails (422) or the
+    object changed (409), and we read again."""
+    from kubernetes.client.exceptions import ApiException
+
+    ns = kube.target.namespace
+    for attempt in range(1, attempts + 1):
+        deployment = kube.call(kube.apps.read_namespaced_deployment, name, ns)
+        ours = [
+            i for i, entry in enumerate(deployment.metadata.managed_fields or [])
+            if entry.manager == FIELD_MANAGER
+        ]  # fmt: skip
+        if not ours:
+            return
+        patch = []
+        for i in reversed(ours):
+            path = f"/metadata/managedFields/{i}/manager"
+            patch += [{"op": "test", "path": path, "value": FIELD_MANAGER},
+                      {"op": "remove", "path": f"/metadata/managedFields/{i}"}]  # fmt: skip
+        try:
+            kube.apps.patch_namespaced_deployment(name, ns, patch)
+            return
+        except ApiException as exc:
+            if exc.status not in (409, 422) or attempt == attempts:
+                raise kube.explain(exc) from None
+        time.sleep(0.1 * attempt)
 
 
 def hibernate(kube: Kube) -> Outcome:
