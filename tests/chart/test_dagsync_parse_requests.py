@@ -63,3 +63,23 @@ def test_chart_keeps_mwaa_listing_interval(default) -> None:
 def test_schema_refuses_a_non_boolean(render, bad) -> None:
     with pytest.raises(HelmError, match="parseRequests"):
         render({"dags": {"sync": {"parseRequests": bad}}})
+
+
+def test_with_parse_requests_unchanged_files_are_reparsed_every_five_minutes(default) -> None:
+    """Every synced change is parsed at once, so the periodic re-parse of unchanged files
+    (MWAA: every 30 s) only follows outside state and need not keep the processor busy."""
+    env = env_of(container(default.one("Deployment", "dag-processor"), "dag-processor"))
+    assert env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"]["value"] == "300"
+
+
+def test_without_parse_requests_files_are_reparsed_at_mwaa_pace(render) -> None:
+    rendering = render({"dags": {"sync": {"parseRequests": False}}})
+    env = env_of(container(rendering.one("Deployment", "dag-processor"), "dag-processor"))
+    assert env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"]["value"] == "30"
+
+
+def test_the_reparse_interval_is_the_user_s_to_set(render) -> None:
+    options = {"dag_processor.min_file_process_interval": "30"}
+    rendering = render({"airflowConfigurationOptions": options})
+    env = env_of(container(rendering.one("Deployment", "dag-processor"), "dag-processor"))
+    assert env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"]["value"] == "30"

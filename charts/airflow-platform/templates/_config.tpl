@@ -26,13 +26,16 @@ worker imports airflow_platform.scaling.worker_shutdown, which lets its open SQS
 return and hands back what it received before the process exits.
 Latency: kombu polls SQS every 0.2 s instead of 1 s, and the task supervisor checks its
 task every second instead of five (bench/local/run.py compares a 200-task fan-out with
-Airflow's stock values; bench/results/local.txt). */ -}}
+Airflow's stock values; bench/results/local.txt).
+Re-parsing: with dags.sync.parseRequests every synced change is parsed within about a second,
+so unchanged files are re-parsed every 300 s instead of MWAA's 30 s (1,000 files re-parsed
+every 30 s keep the DAG processor busy; bench/results/dagsync-visibility.txt). */ -}}
 {{- $level := (get $v.logging (include "airflow-platform.logType" .)).level -}}
 {{- $cfg := dict
   "core.load_examples" "False"
   "core.dagbag_import_timeout" "30"
   "dag_processor.refresh_interval" "300"
-  "dag_processor.min_file_process_interval" "30"
+  "dag_processor.min_file_process_interval" (ternary "300" "30" (($v.dags.sync).parseRequests | default false))
   "dag_processor.dag_file_processor_timeout" "50"
   "scheduler.task_queued_timeout" "1800"
   "scheduler.enable_health_check" "True"
