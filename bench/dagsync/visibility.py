@@ -2,8 +2,8 @@
 bucket (printed, never asserted).
 
 The local platform runs the chart's values (values-local.yaml sets no parsing interval): the
-DAG processor lists its folder every 300 s (MWAA's refresh_interval) and re-parses each file
-every 30 s; what makes a new or changed file visible is the parse request the dag-processor's
+DAG processor lists its folder every 300 s (MWAA's refresh_interval) and re-parses an unchanged
+file every 300 s (MWAA: 30 s); what makes a new or changed file visible is the parse request the dag-processor's
 dagsync sidecar writes after each sync. Prints:
 
 1. the DAG processor's CPU with the 1,000 files parsed and nothing uploaded (% of one core,
