@@ -4,6 +4,7 @@ names the platform's canary sends."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from .metric_names import (
     MAPPING,
@@ -71,6 +72,17 @@ def test_the_canary_metrics_become_the_series_the_alerts_use(mapper: Mapper) -> 
         "airflow_canary_schedule_to_finish_seconds_sum": {()},
         "airflow_canary_schedule_to_finish_seconds_count": {()},
     }
+
+
+def test_the_canary_gauge_expires_after_three_runs_of_the_default_schedule() -> None:
+    """The exporter forgets the gauge 15 minutes after a result, so a stopped canary is a
+    missing series and missing data, which AirflowCanaryMissing and the alarm watch."""
+    from airflow_platform.operators.canary import DEFAULT_SCHEDULE
+
+    mappings = yaml.safe_load(MAPPING.read_text())["mappings"]
+    (gauge,) = [m for m in mappings if m["match"] == "airflow.environment_healthy"]
+    assert DEFAULT_SCHEDULE == "*/5 * * * *"
+    assert gauge["ttl"] == "15m"
 
 
 def test_labelled_series_keep_what_operators_filter_on(mapper: Mapper) -> None:
