@@ -1,5 +1,6 @@
-"""Metric names: those Airflow can emit (its own registry), those the mapping makes of
-them, and those the alerts, panels and alarms use."""
+"""Metric names: those Airflow can emit (its own registry) and those the platform's own code
+sends through Airflow's Stats (the canary), those the mapping makes of them, and those the
+alerts, panels and alarms use."""
 
 from __future__ import annotations
 
@@ -60,6 +61,19 @@ def registry_statsd_names() -> dict[str, str]:
             if name and name != "-":
                 out[f"{PREFIX}." + name.format(**SAMPLES)] = kind
     return out
+
+
+def platform_statsd_names() -> dict[str, str]:
+    """The StatsD names the platform's own code sends through Airflow's Stats: the canary
+    report's, read from the module that sends them (a real run: test_local_run.py)."""
+    from airflow_platform.operators.canary import STATSD_METRICS
+
+    return {f"{PREFIX}.{name}": kind for name, kind in STATSD_METRICS.items()}
+
+
+def emitted_statsd_names() -> dict[str, str]:
+    """Everything that can reach the statsd_exporter: Airflow's registry and the platform's."""
+    return {**registry_statsd_names(), **platform_statsd_names()}
 
 
 def produced_series(mapper: Mapper, names: dict[str, str]) -> dict[str, set[tuple[str, ...]]]:

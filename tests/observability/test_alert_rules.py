@@ -3,6 +3,7 @@ labels and annotations an operator sees, another keeps it quiet."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from .metric_names import alert_exprs
 from .prom import RULES, need, rule_groups_file
 
 TESTS = RULES.parent / "tests"
+MANIFESTS = RULES.parents[1]
 
 
 def test_the_rules_pass_promtool_check(tmp_path: Path) -> None:
@@ -49,3 +51,11 @@ def test_promtool_unit_test(tmp_path: Path, test_file: str) -> None:
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_readme_alert_table_lists_every_alert_and_existing_alarms() -> None:
+    section = (MANIFESTS / "README.md").read_text().split("\n## Alerts\n", 1)[1]
+    rows = re.findall(r"^\| `(\w+)` \|.*\| (?:`([\w.-]+)`.*|—) \|$", section, re.M)
+    assert {alert for alert, _ in rows} == set(alert_exprs())
+    alarms = {alarm for _, alarm in rows if alarm}
+    assert alarms and all((MANIFESTS / "cloudwatch" / "alarms" / a).is_file() for a in alarms)

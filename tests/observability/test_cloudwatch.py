@@ -79,6 +79,18 @@ def test_alarm_is_accepted_by_the_cloudwatch_api_and_reads_back(cloudwatch, path
         assert dims == {"Environment": "analytics", "Function": published[name]}
 
 
+def test_the_canary_alarm_treats_a_missing_result_as_unhealthy() -> None:
+    """The exporter stops serving the canary's gauge 15 minutes after its last result, so a
+    canary that stopped reporting is missing data, which must alarm."""
+    (alarm,) = [a for a in map(alarm_input, ALARMS) if a.get("MetricName") == "EnvironmentHealthy"]
+    assert alarm["TreatMissingData"] == "breaching"
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Maximum",
+        "LessThanThreshold",
+        1,
+    )
+
+
 def test_alarm_names_are_unique_per_environment() -> None:
     names = [alarm_input(p)["AlarmName"] for p in ALARMS]
     assert len(set(names)) == len(names)
@@ -180,6 +192,12 @@ airflow_executor_queued_tasks 3
 airflow_dag_processing_import_errors 1
 # TYPE airflow_pool_open_slots gauge
 airflow_pool_open_slots{pool="default_pool"} 5
+# TYPE airflow_environment_healthy gauge
+airflow_environment_healthy 0
+# TYPE airflow_canary_schedule_to_finish_seconds histogram
+airflow_canary_schedule_to_finish_seconds_bucket{le="+Inf"} 3
+airflow_canary_schedule_to_finish_seconds_sum 41.5
+airflow_canary_schedule_to_finish_seconds_count 3
 """
 
 
@@ -214,20 +232,24 @@ def test_the_agent_config_publishes_the_documented_names_and_dimensions(tmp_path
             assert beat["value"][1] == "12"
             (queued,) = prom.query("QueuedTasks")
             assert queued["metric"]["Function"] == "Executor"
+            (healthy,) = prom.query("EnvironmentHealthy")
+            assert healthy["metric"]["Function"] == "Canary"
+            assert healthy["value"][1] == "0"
             scraped = {r["metric"]["__name__"] for r in prom.query('{job="airflow-statsd"}')}
     finally:
         server.shutdown()
         thread.join(timeout=5)
     kept = {n for n in scraped if n != "up" and not n.startswith("scrape_")}
-    # Only documented names leave the agent (the pool gauge is not one of them).
-    assert kept == {"SchedulerHeartbeat", "QueuedTasks", "ImportErrors"}
+    # Only documented names leave the agent (the pool gauge and the canary's histogram, which
+    # the agent would drop as a histogram anyway, are not among them).
+    assert kept == {"SchedulerHeartbeat", "QueuedTasks", "ImportErrors", "EnvironmentHealthy"}
 
 
 def test_every_documented_name_is_produced_by_the_mapping_or_dagsync() -> None:
-    from .metric_names import MAPPING, produced_series, registry_statsd_names
+    from .metric_names import MAPPING, emitted_statsd_names, produced_series
     from .statsd_mapping import Mapper
 
-    produced = set(produced_series(Mapper.from_file(MAPPING), registry_statsd_names()))
+    produced = set(produced_series(Mapper.from_file(MAPPING), emitted_statsd_names()))
     dagsync = {"dagsync_lag_seconds", "dagsync_refused"}
     missing = {p for p in documented_names() if p not in produced and p not in dagsync}
     assert not missing, missing

@@ -2,7 +2,8 @@
 sent to a UDP socket of the test and task logs sent to moto's CloudWatch Logs API.
 
 Proves: every StatsD name Airflow sends is mapped without a clash, the names the alerts
-and panels need are really emitted, and a task's log is written to the Task log group
+and panels need are really emitted (the health canary, scheduled every minute, sends its
+own: exactly those its module declares), and a task's log is written to the Task log group
 and read back through the Airflow API. With AIRFLOW_PLATFORM_RECORD_STATSD=1 the run's
 StatsD stream is saved as data/statsd-local-run.txt (seconds from start, line), the series
 the dashboard test evaluates the panels against.
@@ -27,7 +28,11 @@ from airflow_platform.local.platform import LocalPlatform
 from airflow_platform.local.services import aws_clients
 from airflow_platform.procs import wait_until
 
-from .metric_names import names_needed_by_alerts_and_panels, produced_series
+from .metric_names import (
+    names_needed_by_alerts_and_panels,
+    platform_statsd_names,
+    produced_series,
+)
 from .statsd_capture import StatsdCapture
 from .statsd_mapping import Mapper
 
@@ -57,6 +62,8 @@ def platform(capture: StatsdCapture) -> Iterator[LocalPlatform]:
                 "aws": {"accountId": "123456789012"},
                 "logging": {"cloudwatch": {"enabled": True}},
                 "metrics": {"statsd": {"enabled": True, "host": "127.0.0.1", "port": capture.port}},
+                # The canary every minute: its metrics feed two alerts and a panel.
+                "canary": {"enabled": True, "schedule": "* * * * *"},
             }
         )
     )
@@ -113,6 +120,12 @@ def test_every_name_airflow_sends_maps_to_one_label_set(capture, hello_run) -> N
         "scheduler and DAG processor StatsD",
         0.5,
     )
+
+    # Two canary results: a rate over its histogram needs a change after the series appears.
+    def canary_results() -> int:
+        return sum(1 for s in capture.snapshot() if s.name == "airflow.environment_healthy")
+
+    wait_until(lambda: canary_results() >= 2, 240, "two canary results", 1.0)
     # Keep recording a while after the runs, as a scrape window would.
     done_at = time.time()
     wait_until(lambda: capture.snapshot()[-1].at > done_at + 30, 120, "30 s more StatsD", 0.5)
@@ -122,6 +135,11 @@ def test_every_name_airflow_sends_maps_to_one_label_set(capture, hello_run) -> N
         RECORDING.write_text(
             "".join(f"{s.at - start:.3f} {s.name}:{s.value:g}|{s.kind}\n" for s in seen)
         )
+    canary = {
+        s.name: s.kind for s in seen if s.name.split(".")[1] in ("canary", "environment_healthy")
+    }
+    assert canary == platform_statsd_names(), "the canary's StatsD differs from its declared list"
+    assert {s.value for s in seen if s.name == "airflow.environment_healthy"} == {1.0}
     series = produced_series(mapper, {s.name: s.kind for s in seen})
     clashes = {n: sets for n, sets in series.items() if len(sets) > 1}
     assert not clashes, f"one name, several label sets: {clashes}"

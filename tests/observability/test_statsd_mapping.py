@@ -1,14 +1,17 @@
-"""The statsd_exporter mapping against Airflow 3.3.2's own metrics registry."""
+"""The statsd_exporter mapping against Airflow 3.3.2's own metrics registry and the StatsD
+names the platform's canary sends."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from .metric_names import (
     MAPPING,
+    emitted_statsd_names,
     names_needed_by_alerts_and_panels,
+    platform_statsd_names,
     produced_series,
-    registry_statsd_names,
 )
 from .statsd_mapping import Mapper
 
@@ -36,25 +39,50 @@ def test_the_mapper_follows_the_exporter_glob_rules() -> None:
     assert m.map("9lives-x").name == "_9lives_x"
 
 
-def test_every_mapping_rule_matches_a_metric_airflow_emits(mapper: Mapper) -> None:
-    names = registry_statsd_names()
+def test_every_mapping_rule_matches_a_metric_airflow_or_the_platform_emits(mapper: Mapper) -> None:
+    names = emitted_statsd_names()
     dead = [r.pattern.pattern for r in mapper.rules if not any(r.pattern.match(n) for n in names)]
-    assert not dead, f"mapping rules that match no metric of Airflow's registry: {dead}"
+    assert not dead, f"mapping rules that match no metric Airflow or the canary sends: {dead}"
 
 
 def test_no_prometheus_name_gets_two_label_sets(mapper: Mapper) -> None:
-    series = produced_series(mapper, registry_statsd_names())
+    series = produced_series(mapper, emitted_statsd_names())
     clashes = {name: sets for name, sets in series.items() if len(sets) > 1}
     assert not clashes, f"statsd_exporter would refuse these: {clashes}"
 
 
-def test_every_airflow_series_an_alert_or_panel_uses_comes_from_the_registry(
+def test_every_airflow_series_an_alert_or_panel_uses_comes_from_an_emitted_metric(
     mapper: Mapper,
 ) -> None:
-    produced = set(produced_series(mapper, registry_statsd_names()))
+    produced = set(produced_series(mapper, emitted_statsd_names()))
     needed = names_needed_by_alerts_and_panels(airflow_only=True)
     assert needed, "no airflow_* series found in the alerts and panels"
-    assert not needed - produced, f"not produced by any Airflow metric: {needed - produced}"
+    assert not needed - produced, f"not produced by any emitted metric: {needed - produced}"
+
+
+def test_the_canary_metrics_become_the_series_the_alerts_use(mapper: Mapper) -> None:
+    assert set(platform_statsd_names()) == {
+        "airflow.environment_healthy",
+        "airflow.canary.schedule_to_finish",
+    }
+    series = produced_series(mapper, platform_statsd_names())
+    assert series == {
+        "airflow_environment_healthy": {()},
+        "airflow_canary_schedule_to_finish_seconds_bucket": {()},
+        "airflow_canary_schedule_to_finish_seconds_sum": {()},
+        "airflow_canary_schedule_to_finish_seconds_count": {()},
+    }
+
+
+def test_the_canary_gauge_expires_after_three_runs_of_the_default_schedule() -> None:
+    """The exporter forgets the gauge 15 minutes after a result, so a stopped canary is a
+    missing series and missing data, which AirflowCanaryMissing and the alarm watch."""
+    from airflow_platform.operators.canary import DEFAULT_SCHEDULE
+
+    mappings = yaml.safe_load(MAPPING.read_text())["mappings"]
+    (gauge,) = [m for m in mappings if m["match"] == "airflow.environment_healthy"]
+    assert DEFAULT_SCHEDULE == "*/5 * * * *"
+    assert gauge["ttl"] == "15m"
 
 
 def test_labelled_series_keep_what_operators_filter_on(mapper: Mapper) -> None:

@@ -21,6 +21,11 @@ from airflow.sdk import BaseOperator, Variable
 
 CANARY_VARIABLE = "airflow_platform_canary"
 DEFAULT_SCHEDULE = "*/5 * * * *"
+# The StatsD metrics the report sends (after Airflow's metrics.statsd_prefix), with their
+# StatsD type: the chart's statsd_exporter mapping and the alerts are checked against these.
+HEALTHY_METRIC = "environment_healthy"
+LATENCY_METRIC = "canary.schedule_to_finish"
+STATSD_METRICS = {HEALTHY_METRIC: "g", LATENCY_METRIC: "ms"}
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,9 @@ class CanaryReportOperator(BaseOperator):
             "run_id": dag_run.run_id,
             "at": datetime.now(UTC).isoformat(),
         }
-        Stats.gauge("environment_healthy", 1 if healthy else 0)
+        Stats.gauge(HEALTHY_METRIC, 1 if healthy else 0)
         if latency is not None:
-            Stats.timing("canary.schedule_to_finish", latency * 1000)
+            Stats.timing(LATENCY_METRIC, latency * 1000)
         Variable.set(CANARY_VARIABLE, json.dumps(report))
         self.log.info("canary: %s", report)
         if not healthy:
