@@ -2,9 +2,9 @@
 bucket (printed, never asserted).
 
 The local platform runs the chart's values (values-local.yaml sets no parsing interval): the
-DAG processor lists its folder every 300 s (MWAA's refresh_interval) and re-parses an unchanged
-file every 300 s (MWAA: 30 s); what makes a new or changed file visible is the parse request the dag-processor's
-dagsync sidecar writes after each sync. Prints:
+DAG processor lists its folder every 300 s (MWAA's refresh_interval) and re-parses an
+unchanged file every 300 s (MWAA: 30 s); what makes a new or changed file visible is the parse
+request the dag-processor's dagsync sidecar writes after each sync. Prints:
 
 1. the DAG processor's CPU with the 1,000 files parsed and nothing uploaded (% of one core,
    its process and the parsing processes it forks, over --idle-seconds), and its dagsync
@@ -12,8 +12,13 @@ dagsync sidecar writes after each sync. Prints:
 2. S3 put -> visible, alternating a new file and a change to one of the 1,000 (the new tag
    shown by the API), --samples in all: each sample, then p50/p95/min/max per kind and overall.
 
+The idle CPU is measured over --idle-windows windows (median and spread). With
+--reparse-interval N the chart's dag_processor.min_file_process_interval is overridden (30 =
+MWAA's pace), to reproduce what the chart's default saves. Writes
+bench/results/dagsync-visibility.txt (dagsync-visibility-reparse-N.txt with the option).
+
 Run: .venv/bin/python bench/dagsync/visibility.py [--samples 20] [--files 1000]
-     [--idle-seconds 60] [--keep]
+     [--idle-seconds 60] [--idle-windows 3] [--reparse-interval N] [--keep]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -28,11 +34,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
+import yaml
 
 from airflow_platform.local.api import AirflowApi
 from airflow_platform.local.platform import LocalPlatform
 from airflow_platform.local.services import aws_clients
 from airflow_platform.procs import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _runner import Report
 
 SEED_DIR = "bench_visibility"
 DAG_SOURCE = """
@@ -44,8 +54,14 @@ with DAG(dag_id="{dag_id}", schedule=None, tags=["{tag}"]):
 """
 
 
+REPORT: Report | None = None
+
+
 def say(msg: str) -> None:
-    print(msg, flush=True)
+    if REPORT is not None and not msg.startswith("[local]"):
+        REPORT.say(msg)
+    else:
+        print(msg, flush=True)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -114,6 +130,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--idle-windows", type=int, default=3)
+    parser.add_argument(
+        "--reparse-interval",
+        type=int,
+        help="override dag_processor.min_file_process_interval (30 = MWAA's)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the platform running")
     parser.add_argument(
         "--state-dir",
@@ -125,12 +147,25 @@ def main() -> None:
         help="with --state-dir: measure at once, without waiting for every file in the API",
     )
     args = parser.parse_args()
+    global REPORT
+    name = "dagsync-visibility" + (
+        f"-reparse-{args.reparse_interval}" if args.reparse_interval else ""
+    )
+    REPORT = Report(name)
+    say(f"# {' '.join(sys.argv[1:]) or '(defaults)'}")
 
     root = Path(args.state_dir or tempfile.mkdtemp(prefix="bench-visibility-"))
     if not args.state_dir:
         root.chmod(0o755)  # PostgreSQL runs as nobody when we are root
+    overlay = []
+    if args.reparse_interval:
+        overlay = [root / "reparse-values.yaml"]
+        options = {"dag_processor.min_file_process_interval": str(args.reparse_interval)}
+        overlay[0].write_text(yaml.safe_dump({"airflowConfigurationOptions": options}))
     lp = LocalPlatform(
-        root if args.state_dir else root / "state", progress=lambda m: say(f"[local] {m}")
+        root if args.state_dir else root / "state",
+        values_files=overlay,
+        progress=lambda m: say(f"[local] {m}"),
     )
     try:
         if not args.state_dir:
@@ -157,9 +192,13 @@ def main() -> None:
                 f"{args.files} DAGs in the API",
                 2.0,
             )
-            say(
-                f"   all {args.files} in the API "
-                f"{time.monotonic() - began:.1f}s after the first put"
+            assert REPORT is not None
+            REPORT.value(
+                "visibility.initial_load",
+                f"all {args.files} files in the API after the first put",
+                time.monotonic() - began,
+                "s",
+                1,
             )
         listing = s3.get_paginator("list_objects_v2").paginate(
             Bucket=data["bucket"], Prefix=data["dags_prefix"]
@@ -177,10 +216,28 @@ def main() -> None:
 
         busy = " (the DAG processor still parsing the backlog: not idle)" if args.no_wait else ""
         say(f"== CPU over {args.idle_seconds:.0f}s, nothing uploaded{busy}")
-        cpu = idle_cpu(lp, args.idle_seconds)
-        say(
-            f"   dag-processor {cpu['dag-processor']:.1f}% of a core "
-            f"(with the parsing processes it forks); dagsync sidecar {cpu['dagsync']:.1f}%"
+        windows = []
+        for w in range(args.idle_windows):
+            cpu = idle_cpu(lp, args.idle_seconds / args.idle_windows)
+            windows.append(cpu)
+            say(
+                f"   window {w + 1}: dag-processor {cpu['dag-processor']:.1f}% of a core "
+                f"(with the parsing processes it forks); dagsync sidecar {cpu['dagsync']:.1f}%"
+            )
+        assert REPORT is not None
+        REPORT.figure(
+            "visibility.idle_cpu.dag_processor",
+            "DAG processor idle CPU, % of a core",
+            [c["dag-processor"] for c in windows],
+            "%",
+            1,
+        )
+        REPORT.figure(
+            "visibility.idle_cpu.dagsync",
+            "dagsync sidecar idle CPU, % of a core",
+            [c["dagsync"] for c in windows],
+            "%",
+            1,
         )
 
         say(f"== S3 put -> visible in the API, {args.samples} samples, new and changed alternating")
@@ -206,7 +263,12 @@ def main() -> None:
             say(f"   sample {i + 1:2d} {kind:7s} {results[kind][-1]:.2f}s")
         for kind, values in results.items():
             say(f"{kind:8s}: {describe(values)}")
-        say(f"all     : {describe(results['new'] + results['changed'])}")
+        every = results["new"] + results["changed"]
+        say(f"all     : {describe(every)}")
+        assert REPORT is not None
+        REPORT.value("visibility.p50", "S3 put -> visible, p50", percentile(every, 50), "s")
+        REPORT.value("visibility.p95", "S3 put -> visible, p95", percentile(every, 95), "s")
+        REPORT.write()
     finally:
         if args.state_dir:
             pass
