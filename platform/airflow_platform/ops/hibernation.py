@@ -55,8 +55,6 @@ def _release_fields(kube: Kube, name: str, attempts: int = 5) -> None:
     The controllers update the Deployment's status right after a scale, which can move
     the entries between our read and our patch: the `test` then fails (422) or the
     object changed (409), and we read again."""
-    from kubernetes.client.exceptions import ApiException
-
     ns = kube.target.namespace
     for attempt in range(1, attempts + 1):
         deployment = kube.call(kube.apps.read_namespaced_deployment, name, ns)
@@ -72,11 +70,11 @@ def _release_fields(kube: Kube, name: str, attempts: int = 5) -> None:
             patch += [{"op": "test", "path": path, "value": FIELD_MANAGER},
                       {"op": "remove", "path": f"/metadata/managedFields/{i}"}]  # fmt: skip
         try:
-            kube.apps.patch_namespaced_deployment(name, ns, patch)
+            kube.call(kube.apps.patch_namespaced_deployment, name, ns, patch)
             return
-        except ApiException as exc:
+        except OpsError as exc:
             if exc.status not in (409, 422) or attempt == attempts:
-                raise kube.explain(exc) from None
+                raise
         time.sleep(0.1 * attempt)
 
 

@@ -99,11 +99,12 @@ class Kube:
             return OpsError(
                 f"the Kubernetes API refused the request in {where} ({exc.status} "
                 f"{exc.reason}): use a --context whose identity may read Deployments, Jobs, "
-                "Secrets and ScaledObjects there"
+                "Secrets and ScaledObjects there",
+                exc.status,
             )
         if exc.status == 404:
-            return OpsError(f"not found in {where}: {exc.reason}. Check --namespace")
-        return OpsError(f"Kubernetes API error in {where}: {exc.status} {exc.reason}")
+            return OpsError(f"not found in {where}: {exc.reason}. Check --namespace", 404)
+        return OpsError(f"Kubernetes API error in {where}: {exc.status} {exc.reason}", exc.status)
 
 
 def connect(target: Target) -> Kube:
