@@ -54,16 +54,6 @@ with DAG(dag_id="{dag_id}", schedule=None, tags=["{tag}"]):
 """
 
 
-REPORT: Report | None = None
-
-
-def say(msg: str) -> None:
-    if REPORT is not None and not msg.startswith("[local]"):
-        REPORT.say(msg)
-    else:
-        print(msg, flush=True)
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
@@ -147,11 +137,11 @@ def main() -> None:
         help="with --state-dir: measure at once, without waiting for every file in the API",
     )
     args = parser.parse_args()
-    global REPORT
     name = "dagsync-visibility" + (
         f"-reparse-{args.reparse_interval}" if args.reparse_interval else ""
     )
-    REPORT = Report(name)
+    report = Report(name)
+    say = report.say  # the result file holds the figures, not the platform's progress
     say(f"# {' '.join(sys.argv[1:]) or '(defaults)'}")
 
     root = Path(args.state_dir or tempfile.mkdtemp(prefix="bench-visibility-"))
@@ -165,7 +155,7 @@ def main() -> None:
     lp = LocalPlatform(
         root if args.state_dir else root / "state",
         values_files=overlay,
-        progress=lambda m: say(f"[local] {m}"),
+        progress=lambda m: print(f"[local] {m}", flush=True),
     )
     try:
         if not args.state_dir:
@@ -192,8 +182,7 @@ def main() -> None:
                 f"{args.files} DAGs in the API",
                 2.0,
             )
-            assert REPORT is not None
-            REPORT.value(
+            report.value(
                 "visibility.initial_load",
                 f"all {args.files} files in the API after the first put",
                 time.monotonic() - began,
@@ -224,15 +213,14 @@ def main() -> None:
                 f"   window {w + 1}: dag-processor {cpu['dag-processor']:.1f}% of a core "
                 f"(with the parsing processes it forks); dagsync sidecar {cpu['dagsync']:.1f}%"
             )
-        assert REPORT is not None
-        REPORT.figure(
+        report.figure(
             "visibility.idle_cpu.dag_processor",
             "DAG processor idle CPU, % of a core",
             [c["dag-processor"] for c in windows],
             "%",
             1,
         )
-        REPORT.figure(
+        report.figure(
             "visibility.idle_cpu.dagsync",
             "dagsync sidecar idle CPU, % of a core",
             [c["dagsync"] for c in windows],
@@ -265,10 +253,9 @@ def main() -> None:
             say(f"{kind:8s}: {describe(values)}")
         every = results["new"] + results["changed"]
         say(f"all     : {describe(every)}")
-        assert REPORT is not None
-        REPORT.value("visibility.p50", "S3 put -> visible, p50", percentile(every, 50), "s")
-        REPORT.value("visibility.p95", "S3 put -> visible, p95", percentile(every, 95), "s")
-        REPORT.write()
+        report.value("visibility.p50", "S3 put -> visible, p50", percentile(every, 50), "s")
+        report.value("visibility.p95", "S3 put -> visible, p95", percentile(every, 95), "s")
+        report.write()
     finally:
         if args.state_dir:
             pass
