@@ -4,6 +4,8 @@ export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Two pytest-xdist workers, a tier's tests kept together (tests/conftest.py); 0 runs one process.
+TEST_WORKERS ?= 2
 
 .PHONY: bootstrap local local-down test lint format bench render clean constraints image
 
@@ -17,7 +19,7 @@ local-down:
 	@$(VENV)/bin/airflow-platform local down
 
 test: bootstrap lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .
