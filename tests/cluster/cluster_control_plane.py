@@ -176,6 +176,8 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 "--api-audiences=https://kubernetes.default.svc.cluster.local",
                 "--allow-privileged=true",
+                # The node agent's kubelet endpoint (exec) is on 127.0.0.1, named InternalDNS.
+                "--kubelet-preferred-address-types=InternalDNS",
                 "--profiling=false",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 "--v=1",

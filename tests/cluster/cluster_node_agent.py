@@ -14,7 +14,8 @@ the real kube-scheduler binds to them, doing what a kubelet does that the API ca
   Failed ("NotEvaluated"), never Succeeded: the agent does not invent success. The Jobs and
   the `helm test` pod really run in the containers tier (tests/containers);
 - a pod with a deletionTimestamp is finished at once (delete with grace 0), as a kubelet
-  does once its containers have stopped.
+  does once its containers have stopped;
+- exec requests reach cluster_kubelet_exec, which runs the exec'd container with podman.
 """
 
 from __future__ import annotations
@@ -210,6 +211,9 @@ class NodeAgent:
     nodes: list[NodeSpec] = field(default_factory=default_nodes)
     evaluators: list[Evaluator] = field(default_factory=list)
     heartbeat_seconds: float = 10.0
+    # Where the API server reaches the nodes' kubelet endpoint (cluster_kubelet_exec): one
+    # server on 127.0.0.1 for every node, named by an InternalDNS address and this port.
+    kubelet_port: int | None = None
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
@@ -267,7 +271,13 @@ class NodeAgent:
                 "addresses": [
                     {"type": "InternalIP", "address": node.ip},
                     {"type": "Hostname", "address": node.name},
+                    *(
+                        [{"type": "InternalDNS", "address": "127.0.0.1"}]
+                        if self.kubelet_port
+                        else []
+                    ),
                 ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port or 10250}},
                 "nodeInfo": {
                     "kubeletVersion": "v1.20.2",
                     "kubeProxyVersion": "v1.20.2",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cluster_control_plane import ControlPlane
+from cluster_kubelet_exec import KubeletExec
 from cluster_node_agent import NodeAgent
 from kubernetes import client
 
@@ -91,6 +92,7 @@ class Cluster:
     api: client.ApiClient
     agent: NodeAgent
     kubectl: Kubectl
+    kubelet: KubeletExec
 
     @property
     def core(self) -> client.CoreV1Api:

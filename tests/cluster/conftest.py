@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cluster_binaries import KUBE_VERSION, cache_dir, ensure_binaries
 from cluster_control_plane import ControlPlane
+from cluster_kubelet_exec import KubeletExec
 from cluster_node_agent import ZONE_LABEL, NodeAgent
 from cluster_tools import Cluster, Helm, Kubectl
 from kubernetes import client, config
@@ -138,7 +139,10 @@ def cluster(control_plane: ControlPlane, pytestconfig: pytest.Config) -> Iterato
         control_plane.node_agent, control_plane.workdir / "node-agent.kubeconfig"
     )
     agent_api = config.new_client_from_config(config_file=str(agent_config))
-    agent = NodeAgent(agent_api)
+    kubelet = KubeletExec(control_plane.pki.apiserver_cert, control_plane.pki.apiserver_key)
+    TIER.closers.append(kubelet.stop)
+    kubelet.start()
+    agent = NodeAgent(agent_api, kubelet_port=kubelet.port)
     TIER.closers.append(agent.stop)
     agent.start()
     kubectl = Kubectl(control_plane.kubeconfig)
@@ -163,8 +167,9 @@ def cluster(control_plane: ControlPlane, pytestconfig: pytest.Config) -> Iterato
     )
     zones = sorted({n.metadata.labels[ZONE_LABEL] for n in core.list_node().items})
     progress(pytestconfig, f"{len(agent.nodes)} nodes Ready in zones {', '.join(zones)}")
-    yield Cluster(control_plane, api, agent, kubectl)
+    yield Cluster(control_plane, api, agent, kubectl, kubelet)
     agent.stop()
+    kubelet.stop()
     for error in agent.errors:  # not failures by themselves; they explain odd pod states
         progress(pytestconfig, f"node agent: {error}")
 

@@ -2,11 +2,10 @@
 workloads, hibernate/resume, and the errors a platform engineer gets for a wrong
 kubeconfig, context, namespace or release.
 
-The node agent runs no container and its nodes and pods have addresses outside this
-machine, so nothing here may make the API server connect to a pod or a kubelet: `ops status`
-runs with --no-db-view (no service proxy, no exec), and `ops airflow` is exercised up to
-its refusal when no scheduler pod is ready. The database view and the Airflow CLI run
-against the local platform's real Airflow in tests/ops/test_ops_local.py."""
+Here the node agent runs no container, so `ops status` runs with --no-db-view (no exec) and
+`ops airflow` is exercised up to its refusal when no scheduler pod is ready. The database
+view and the Airflow CLI through the exec API, in a real container of the release's scheduler
+pod, are in test_cluster_exec.py."""
 
 from __future__ import annotations
 
