@@ -96,9 +96,9 @@ E2E_VALUES = REPO / "tests" / "e2e" / "data" / "values-e2e.yaml"
 
 
 class _SharedPlatform:
-    """The session's local platform, stopped as soon as the last test that uses it is done:
-    the tiers after it (and the ops and observability tests, which start platforms of their
-    own) then have the machine's two cores to themselves."""
+    """The session's local platform, stopped as soon as the last test that uses it is done, so
+    that it never runs next to the platforms the ops and observability tests start later on
+    the same worker."""
 
     def __init__(self) -> None:
         self.running = None
@@ -184,6 +184,60 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-
             return xdist_group(nodeid)
 
     return TierScheduling(config, log)
+
+
+class _EarlyKubeBuild:
+    """On a machine without the control-plane binaries, their build (about 10 CPU-minutes)
+    starts with the session, in the background, instead of when the cluster tier begins: it
+    then uses the cores the first tiers leave idle. scripts/kube/build.sh holds a lock, so the
+    tier's own call waits for this build and finds the binaries."""
+
+    process = None
+
+    @classmethod
+    def start(cls, config: pytest.Config) -> None:
+        import importlib.util
+        import subprocess
+
+        spec = importlib.util.spec_from_file_location(
+            "cluster_binaries", REPO / "tests" / "cluster" / "cluster_binaries.py"
+        )
+        assert spec is not None and spec.loader is not None
+        binaries = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(binaries)
+        bin_dir = binaries.cache_dir() / "bin"
+        if all(os.access(bin_dir / name, os.X_OK) for name in binaries.BINARIES):
+            return
+        log = Path(tempfile.mkstemp(prefix="kube-build-", suffix=".log")[1])
+        print(f"[cluster] building the control plane in the background (log: {log})", flush=True)
+        with log.open("w") as out:
+            cls.process = subprocess.Popen(
+                [str(binaries.BUILD_SCRIPT)], stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    @classmethod
+    def stop(cls) -> None:
+        """A session that ends first (interrupted, or without the cluster tier) stops it."""
+        import signal
+
+        if cls.process is not None and cls.process.poll() is None:
+            os.killpg(cls.process.pid, signal.SIGTERM)
+            cls.process.wait(timeout=60)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The xdist controller, or a single process; never each worker.
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.option.collectonly:
+        return
+    tiers = [Path(a.split("::")[0]).resolve() for a in config.args]
+    cluster = REPO / "tests" / "cluster"
+    if any(t == cluster or t in cluster.parents for t in tiers):
+        _EarlyKubeBuild.start(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _EarlyKubeBuild.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
