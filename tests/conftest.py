@@ -195,7 +195,7 @@ class _EarlyKubeBuild:
     process = None
 
     @classmethod
-    def start(cls, config: pytest.Config) -> None:
+    def start(cls) -> None:
         import importlib.util
         import subprocess
 
@@ -233,7 +233,7 @@ def pytest_configure(config: pytest.Config) -> None:
     tiers = [Path(a.split("::")[0]).resolve() for a in config.args]
     cluster = REPO / "tests" / "cluster"
     if any(t == cluster or t in cluster.parents for t in tiers):
-        _EarlyKubeBuild.start(config)
+        _EarlyKubeBuild.start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

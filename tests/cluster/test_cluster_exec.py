@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -146,8 +147,6 @@ def env(
         pods.stop()
         helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "5m", check=False)
         sup.stop_many(list(sup.records()))
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
 
 
