@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from airflow_platform.local.state import StateDir
 from airflow_platform.local.supervisor import Supervisor
 from airflow_platform.ops.kube import Kube, Target, connect
 from airflow_platform.ops.podexec import ready_pod, run_in_pod
-from airflow_platform.procs import free_port, wait_until
+from airflow_platform.procs import address_up, free_port, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.containers, pytest.mark.slow]
 
@@ -62,15 +61,6 @@ class Env:
         return [r for r in self.cluster.kubelet.requests if r["path"].startswith(f"/exec/{NS}/")]
 
 
-def _bound(address: str) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((address, 0))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def network() -> Iterator[tuple[str, str, str]]:
     """A podman network (name, gateway, subnet) whose bridge stays up while the module runs."""
@@ -84,7 +74,7 @@ def network() -> Iterator[tuple[str, str, str]]:
         subnet = json.loads(podman.run("network", "inspect", name).stdout)[0]["subnets"][0]
         podman.run("run", "-d", "--rm", "--name", f"{name}-anchor", "--network", name,
                    "--read-only", built.tag, "sleep", "infinity")  # fmt: skip
-        wait_until(lambda: _bound(subnet["gateway"]), 30, "the network's gateway", 0.2)
+        wait_until(lambda: address_up(subnet["gateway"]), 30, "the network's gateway", 0.2)
         yield name, subnet["gateway"], subnet["subnet"]
     finally:
         podman.run("rm", "-f", "-t", "0", f"{name}-anchor", check=False)

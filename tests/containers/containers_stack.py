@@ -35,7 +35,7 @@ from airflow_platform.local.platform import CHART, LOCAL_VALUES
 from airflow_platform.local.rendering import NAMESPACE, Rendering, find_helm
 from airflow_platform.local.state import StateDir
 from airflow_platform.local.supervisor import Supervisor
-from airflow_platform.procs import free_port
+from airflow_platform.procs import address_up, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = Path(__file__).with_name("values-containers.yaml")
@@ -112,7 +112,7 @@ class Stack:
             "run", "-d", "--rm", "--name", self.anchor, "--network", self.network,
             "--read-only", self.image, "sleep", "infinity",
         )  # fmt: skip
-        wait_for("the network's gateway address", lambda: _address_up(self.gateway), 30, 0.2)
+        wait_for("the network's gateway address", lambda: address_up(self.gateway), 30, 0.2)
 
     def start_services(self) -> dict[str, str]:
         state = StateDir.at(self.work / "state")
@@ -412,12 +412,3 @@ class Stack:
         if self._lock is not None:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
-
-
-def _address_up(address: str) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((address, 0))
-        except OSError:
-            return False
-    return True
