@@ -214,11 +214,39 @@ def _carries(scalar: str, payload: str) -> bool:
     return payload in scalar or json.dumps(payload)[1:-1] in scalar
 
 
+# A marked payload (see variant) carries "#<n>#"; lookahead so "#1#2#" yields both marks.
+MARK = re.compile(r"(?=#(\d+)#)")
+
+
+class _Payloads:
+    """Which payloads a scalar may carry: those whose mark it holds, and any unmarked one.
+    Checking only those keeps a batch of hundreds of payloads from costing a substring search
+    per payload in every scalar of every manifest."""
+
+    def __init__(self, payloads: list[str]) -> None:
+        self.payloads = payloads
+        self.by_mark: dict[str, list[int]] = {}
+        self.unmarked: list[int] = []
+        for index, payload in enumerate(payloads):
+            marks = set(MARK.findall(payload))
+            for mark in marks:
+                self.by_mark.setdefault(mark, []).append(index)
+            if not marks:
+                self.unmarked.append(index)
+
+    def carried_by(self, scalar: str) -> Iterator[int]:
+        candidates = set(self.unmarked)
+        for mark in MARK.findall(scalar):
+            candidates.update(self.by_mark.get(mark, ()))
+        return (i for i in sorted(candidates) if _carries(scalar, self.payloads[i]))
+
+
 def escapes(rendering: Rendering, payloads: list[str]) -> tuple[list[str], set[int]]:
     """How a payload escaped its scalar ([] = none did), and the indexes of the payloads
     that some string scalar carries (a missing one reached no manifest)."""
     problems: list[str] = []
     carried: set[int] = set()
+    marked = _Payloads(payloads)
     for obj in rendering.objects:
         where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
         if obj.get("metadata", {}).get("name") == "injected":
@@ -228,11 +256,10 @@ def escapes(rendering: Rendering, payloads: list[str]) -> tuple[list[str], set[i
                 problems.append(f"{where}: injected key {key}")
             if key == "privileged" and value is not False:
                 problems.append(f"{where}: privileged is {value!r}")
-            for index, payload in enumerate(payloads):
-                if isinstance(key, str) and _carries(key, payload):
-                    problems.append(f"{where}: a payload became the key {key!r}")
-                if isinstance(value, str) and _carries(value, payload):
-                    carried.add(index)
+            if isinstance(key, str) and any(True for _ in marked.carried_by(key)):
+                problems.append(f"{where}: a payload became the key {key!r}")
+            if isinstance(value, str):
+                carried.update(marked.carried_by(value))
     return problems, carried
 
 
@@ -273,6 +300,25 @@ def test_the_walk_finds_the_values_users_control() -> None:
         "dags.sync.resources.limits.probe-key",
     } <= found
     assert len(found) >= 100, len(found)
+
+
+def test_the_escape_check_sees_every_way_out() -> None:
+    """The detector itself: an injected key, a payload turned into a key, an injected document,
+    and which marked payloads (raw or JSON-escaped) a scalar carries."""
+    payloads = [variant(PAYLOADS["newline-key"], 0), variant(PAYLOADS["template"], 12),
+                variant(PAYLOADS["quote-break"], 1)]  # fmt: skip
+    inert = {"kind": "ConfigMap", "metadata": {"name": "ok"},
+             "data": {"a": payloads[0], "b": json.dumps({"v": payloads[1]})}}  # fmt: skip
+    assert escapes(Rendering(objects=[inert], text=""), payloads) == ([], {0, 1})
+    hostile = [
+        {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"hostPID": True}},
+        {"kind": "Pod", "metadata": {"name": "injected"}},
+        {"kind": "ConfigMap", "metadata": {"name": "k"}, "data": {payloads[2]: "v"}},
+    ]
+    problems, carried = escapes(Rendering(objects=hostile, text=""), payloads)
+    assert problems == ["Pod/p: injected key hostPID", "Pod/injected: an injected document",
+                        f"ConfigMap/k: a payload became the key {payloads[2]!r}"]  # fmt: skip
+    assert carried == set()
 
 
 def _refused_naming(error: HelmError, path: Path) -> bool:
