@@ -142,14 +142,15 @@ def test_a_task_token_does_not_survive_a_jwt_secret_change(tmp_path) -> None:
 
 
 # The signing-key rotation (secrets.jwtSigning, docs/runbook.md) with short token lifetimes,
-# so that "wait for the longest token lifetime" takes about a minute.
+# so that "wait for the longest token lifetime" takes under a minute. The execution API renews
+# a running task's token once under 30 s of it is left, so 35 s still exercises renewal.
 LIFETIMES = {
-    "AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME": 45,  # a running task's token, renewed
-    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": 60,  # a queued task's (workload) token
-    "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": 60,  # users' tokens
-    "AIRFLOW__API_AUTH__JWT_CLI_EXPIRATION_TIME": 60,
+    "AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME": 35,  # a running task's token, renewed
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": 45,  # a queued task's (workload) token
+    "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": 45,  # users' tokens
+    "AIRFLOW__API_AUTH__JWT_CLI_EXPIRATION_TIME": 45,
 }
-LEEWAY = 10  # [api_auth] jwt_leeway, Airflow's default
+LEEWAY = 5  # [api_auth] jwt_leeway (Airflow's default is 10), set with the lifetimes
 TASK_AUDIENCE = "urn:airflow.apache.org:task"  # [execution_api] jwt_audience, the default
 
 
@@ -212,8 +213,8 @@ def test_a_signing_key_rotation_keeps_a_running_task_going(postgres, moto_server
     broker = SqsBroker(moto_server, create_queue(sqs, visibility_timeout=600))
     base = airflow_base_env(home, url, broker.platform_env(concurrency=1, visibility_timeout=600))
     base.update({k: str(v) for k, v in LIFETIMES.items()},
-                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+                AIRFLOW__API_AUTH__JWT_LEEWAY=str(LEEWAY), AWS_ACCESS_KEY_ID="testing",
+                AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
     cluster = Cluster(tmp_path, base)
     engine = sa.create_engine(url)
 
