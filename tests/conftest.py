@@ -187,7 +187,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-
 
 
 class _EarlyKubeBuild:
-    """On a machine without the control-plane binaries, their build (about 10 CPU-minutes)
+    """On a machine without the control-plane binaries, their build (about 6 CPU-minutes)
     starts with the session, in the background, instead of when the cluster tier begins: it
     then uses the cores the first tiers leave idle. scripts/kube/build.sh holds a lock, so the
     tier's own call waits for this build and finds the binaries."""
