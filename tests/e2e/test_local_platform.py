@@ -51,7 +51,14 @@ def test_rerunning_up_keeps_what_runs(platform: LocalPlatform) -> None:
     before = {n: r.pid for n, r in platform.sup.records().items()}
     result = platform.up(timeout=300)
     assert result.started == []
-    assert {n: r.pid for n, r in platform.sup.records().items()} == before
+    after = {n: r.pid for n, r in platform.sup.records().items()}
+    # Nothing started or restarted: every process left has the pid it had.
+    assert after == {n: before.get(n) for n in after}
+    # Meanwhile the autoscaler may have scaled in a worker beyond the minimum (with its log
+    # server), as after an earlier test's burst: `up` leaves a draining worker to it.
+    gone = set(before) - set(after)
+    assert all(re.fullmatch(r"worker-\d+(-log-server)?", n) for n in gone), gone
+    assert any(re.fullmatch(r"worker-\d+", n) for n in after), after
 
 
 def test_nothing_it_started_listens_beyond_loopback(platform: LocalPlatform) -> None:

@@ -68,7 +68,15 @@ class Session:
         self.page.fill("#username", self.user.name)
         self.page.fill("#password", password or self.user.password)
         self.page.click("#sign-in")
-        self.page.wait_for_url(lambda url: url.startswith(self.api_url) and "/auth/" not in url)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_url(lambda url: url.startswith(self.api_url) and "/auth/" not in url)
+        except PlaywrightTimeout as error:  # say where the redirects stopped
+            raise AssertionError(
+                f"{self.user.name}'s sign-in never reached the UI; the page is at "
+                f"{self.page.url}: {self.page.content()[:800]}"
+            ) from error
         self.page.wait_for_load_state("networkidle")
         return time.monotonic() - began
 
