@@ -188,9 +188,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-
 
 class _EarlyKubeBuild:
     """On a machine without the control-plane binaries, their build (about 6 CPU-minutes)
-    starts with the session, in the background, instead of when the cluster tier begins: it
-    then uses the cores the first tiers leave idle. scripts/kube/build.sh holds a lock, so the
-    tier's own call waits for this build and finds the binaries."""
+    starts with the session, in the background and at the lowest priority, instead of when
+    the cluster tier begins: it then uses the cores the first tiers leave idle.
+    scripts/kube/build.sh holds a lock, so the tier's own call waits for this build and finds
+    the binaries."""
 
     process = None
 
@@ -211,9 +212,11 @@ class _EarlyKubeBuild:
         log = Path(tempfile.mkstemp(prefix="kube-build-", suffix=".log")[1])
         print(f"[cluster] building the control plane in the background (log: {log})", flush=True)
         with log.open("w") as out:
+            # At the lowest priority, so it takes only the cores the tests leave idle and
+            # never slows what runs next to it; the cluster tier comes later in the session.
             cls.process = subprocess.Popen(
-                [str(binaries.BUILD_SCRIPT)], stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                ["nice", "-n", "19", str(binaries.BUILD_SCRIPT)], stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
     @classmethod

@@ -395,8 +395,11 @@ class Stack:
 
     # --- teardown -----------------------------------------------------------------------
     def down(self) -> None:
-        for pod in reversed(self.played):
-            podman.run("pod", "rm", "-f", "-t", "5", pod, check=False, timeout=120)
+        # All pods at once: one after another, each stop's grace period added up to a minute.
+        with ThreadPoolExecutor(max(1, len(self.played))) as pool:
+            for pod in self.played:
+                pool.submit(podman.run, "pod", "rm", "-f", "-t", "5", pod, check=False,
+                            timeout=120)  # fmt: skip
         for plan in self.plans:
             if plan.pod in self.played and plan.volumes:
                 podman.run("volume", "rm", "-f", *plan.volumes, check=False)
