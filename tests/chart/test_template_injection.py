@@ -234,11 +234,11 @@ class _Payloads:
             if not marks:
                 self.unmarked.append(index)
 
-    def carried_by(self, scalar: str) -> Iterator[int]:
+    def carried_by(self, scalar: str) -> list[int]:
         candidates = set(self.unmarked)
         for mark in MARK.findall(scalar):
             candidates.update(self.by_mark.get(mark, ()))
-        return (i for i in sorted(candidates) if _carries(scalar, self.payloads[i]))
+        return [i for i in sorted(candidates) if _carries(scalar, self.payloads[i])]
 
 
 def escapes(rendering: Rendering, payloads: list[str]) -> tuple[list[str], set[int]]:
@@ -256,7 +256,7 @@ def escapes(rendering: Rendering, payloads: list[str]) -> tuple[list[str], set[i
                 problems.append(f"{where}: injected key {key}")
             if key == "privileged" and value is not False:
                 problems.append(f"{where}: privileged is {value!r}")
-            if isinstance(key, str) and any(True for _ in marked.carried_by(key)):
+            if isinstance(key, str) and marked.carried_by(key):
                 problems.append(f"{where}: a payload became the key {key!r}")
             if isinstance(value, str):
                 carried.update(marked.carried_by(value))
